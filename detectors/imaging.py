@@ -1,0 +1,46 @@
+"""Turning untrusted encoded image bytes into pixels, with limits.
+
+Image decoders are a classic attack surface, so sizes are checked against
+the frame's declared geometry before anything else sees the pixels.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["ImageError", "decode_image", "encode_jpeg"]
+
+
+class ImageError(ValueError):
+    """The bytes are not a decodable image, or not the image they claim to be."""
+
+
+def decode_image(data: bytes, *, width: int, height: int) -> np.ndarray:
+    """Decode JPEG/PNG bytes into a BGR uint8 array of exactly ``height × width``.
+
+    Raises
+    ------
+    ImageError
+        When the bytes do not decode, or decode to another size.
+    """
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError("the image bytes do not decode (corrupt or not JPEG/PNG)")
+    if image.shape[:2] != (height, width):
+        raise ImageError(
+            f"decoded size {image.shape[1]}x{image.shape[0]} differs from the declared "
+            f"{width}x{height}"
+        )
+    return image
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    """Encode a BGR uint8 image as JPEG."""
+    if not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality must be in [1, 100], got {quality}")
+    ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ImageError("OpenCV could not encode the image as JPEG")
+    return buffer.tobytes()

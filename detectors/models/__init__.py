@@ -1,0 +1,1 @@
+"""Pedestrian-detection models behind one interface, :class:`~detectors.models.base.Detector`."""

@@ -1,0 +1,1 @@
+"""Producers: turn camera footage into authenticated ``pds.frames`` events on Kafka."""

@@ -1,0 +1,1 @@
+"""Faust agents: each one a loop over a stream, calling pure functions for the work."""

@@ -1,0 +1,85 @@
+"""The Faust application: wiring only (settings, broker, topics), no processing logic.
+
+Settings that matter for correctness, and why:
+
+* ``processing_guarantee="at_least_once"``: faust's exactly-once mode has open
+  bugs; outputs are flushed before offsets are committed, so a crash means a
+  replay, never a loss.
+* Agents run with ``concurrency=1``: with more, faust can commit past an
+  event still in flight (faust-streaming#606) and lose it on a crash.
+* Topics carry raw bytes and agents decode them with :mod:`streams.events`,
+  so that a malformed record becomes a dead letter instead of being logged
+  and skipped by faust's own deserialiser.
+* Topics are created by :func:`streams.clients.ensure_topics` with their
+  partition counts and retention; faust does not declare them.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import faust
+
+from streams.settings import Settings
+from streams.topics import TOPICS, TopicSpec
+
+__all__ = ["app", "faust_topic", "settings"]
+
+
+def _credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    sec = settings.kafka_security
+    context = None
+    if sec.protocol.endswith("SSL"):
+        context = ssl.create_default_context(cafile=sec.ssl_cafile)
+        if sec.ssl_certfile:
+            context.load_cert_chain(sec.ssl_certfile, sec.ssl_keyfile)
+    if sec.protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=sec.sasl_username,
+            password=sec.sasl_password,
+            mechanism=sec.sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A faust App for ``settings``; the worker uses the module-level :data:`app`."""
+    return faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
+        broker_credentials=_credentials(settings),
+        processing_guarantee="at_least_once",
+        store="memory://",
+        table_standby_replicas=0,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_host="127.0.0.1",
+        web_port=settings.worker_web_port,
+        web_bind="127.0.0.1",
+    )
+
+
+settings = Settings.from_env()
+app = create_app(settings)
+
+
+def faust_topic(spec: TopicSpec) -> faust.TopicT:
+    """The faust handle of a topic, carrying raw bytes (see the module docstring)."""
+    return app.topic(
+        spec.name,
+        partitions=spec.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
+frames_topic = faust_topic(TOPICS.frames)
+predictions_topic = faust_topic(TOPICS.predictions)
+deadletter_topic = faust_topic(TOPICS.deadletter)

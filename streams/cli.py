@@ -1,0 +1,163 @@
+"""The ``secmlops`` command line.
+
+Every command reads its configuration from ``SECMLOPS_*`` environment
+variables (see the README); options override them for one run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from streams.settings import Settings, SettingsError
+from streams.stack import Stack, StackError
+
+__all__ = ["main"]
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _mib(value: int | None) -> str:
+    return f"{value / 2**20:.0f} MiB" if value else "-"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="secmlops-pds")
+def cli() -> None:
+    """SecMLOps streaming monitor for pedestrian detection.
+
+    \b
+    Quick start:
+      secmlops stack up        start the local Kafka broker and Redis
+      secmlops worker          run the agents (Ctrl-C to stop)
+      secmlops demo            the whole story on the local stack
+    """
+
+
+@cli.group()
+def stack() -> None:
+    """Start, stop and check the local Kafka broker and Redis.
+
+    Services configured as external (SECMLOPS_KAFKA_BOOTSTRAP,
+    SECMLOPS_REDIS_URL) are only health-checked, never started or stopped.
+    """
+
+
+@stack.command("up")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def stack_up(quiet: bool) -> None:
+    """Start what is not running, create the topics, wait until healthy.
+
+    Running it twice is harmless.  The first run downloads the pinned Kafka
+    jars (about 45 MB) into the cache.
+    """
+    settings = _settings()
+    try:
+        started = Stack(settings).up(progress=not quiet)
+    except StackError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for name, now in started.items():
+        click.echo(f"{name}: {'started' if now else 'already running'}")
+    click.echo(f"kafka bootstrap: {settings.kafka_bootstrap}\nredis url: {settings.redis_url}")
+
+
+@stack.command("down")
+def stack_down() -> None:
+    """Stop the managed services; nothing is left running."""
+    try:
+        stopped = Stack(_settings()).down()
+    except StackError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for name, was_running in stopped.items():
+        click.echo(f"{name}: {'stopped' if was_running else 'not running'}")
+
+
+@stack.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def stack_status(as_json: bool) -> None:
+    """Each service's address and health; exits 1 when one is unhealthy."""
+    statuses = Stack(_settings()).status()
+    if as_json:
+        click.echo(json.dumps({s.name: s.as_dict() for s in statuses}, indent=2))
+    else:
+        for s in statuses:
+            state = "healthy" if s.healthy else ("running, not answering" if s.running else "down")
+            where = "managed" if s.managed else "external"
+            click.echo(
+                f"{s.name:6} {state:24} {s.address:28} {where:8} "
+                f"pid={s.pid or '-'} rss={_mib(s.rss_bytes)}"
+            )
+    if not all(s.healthy for s in statuses):
+        sys.exit(1)
+
+
+@cli.command()
+@click.option(
+    "--loglevel",
+    "-l",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def worker(loglevel: str) -> None:
+    """Run the monitor's agents against the configured Kafka (blocks).
+
+    Batch size and wait come from SECMLOPS_WORKER_BATCH_SIZE and
+    SECMLOPS_WORKER_BATCH_WAIT; the worker's web port from
+    SECMLOPS_WORKER_WEB_PORT.
+    """
+    _settings()  # fail early and clearly on bad configuration
+    from streams.worker import run_worker
+
+    run_worker(loglevel)
+
+
+@cli.command()
+def topics() -> None:
+    """List the topics, their partitions, schemas and retention."""
+    from streams.topics import TOPICS
+
+    for spec in TOPICS:
+        days = spec.retention_ms / 86_400_000
+        click.echo(
+            f"{spec.name:16} partitions={spec.partitions:<2} "
+            f"schema={spec.schema.__struct_config__.tag:14} retention={days:g}d  "
+            f"{spec.description}"
+        )
+
+
+@cli.command()
+@click.option(
+    "--frames",
+    "-n",
+    default=120,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="How many frames to send.",
+)
+@click.option("--keep-stack", is_flag=True, help="Leave Kafka and Redis running afterwards.")
+def demo(frames: int, keep_stack: bool) -> None:
+    """Run the monitor end to end on the local stack and report what happened."""
+    from streams.demo import run_demo
+
+    try:
+        ok = run_demo(_settings(), frames=frames, keep_stack=keep_stack)
+    except StackError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sys.exit(0 if ok else 1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="secmlops")
+
+
+if __name__ == "__main__":
+    main()

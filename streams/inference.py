@@ -1,0 +1,112 @@
+"""The detector agent's work on one batch, as a plain synchronous function.
+
+It runs inside the agent's one-thread executor, so it may block; it never
+raises for a bad event (each gets a :class:`~streams.outcomes.Rejected`), and
+a failure of the model itself rejects the frames of that batch only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from detectors.imaging import ImageError, decode_image
+from detectors.models.base import Detector
+from streams.events import Box, Frame, InvalidEvent, Prediction, Timing, decode
+from streams.outcomes import Rejected
+
+__all__ = ["predict_batch"]
+
+
+def _ms(start_ns: int, end_ns: int) -> float:
+    return max(0.0, (end_ns - start_ns) / 1e6)
+
+
+def _boxes(detections: np.ndarray) -> list[Box]:
+    return [Box(*map(float, row)) for row in detections[:512]]
+
+
+def predict_batch(
+    detector: Detector, payloads: Sequence[bytes], received_ns: Sequence[int]
+) -> list[Prediction | Rejected]:
+    """Decode, validate and run ``detector`` on a batch of raw frame records.
+
+    Parameters
+    ----------
+    detector
+        The model to run.
+    payloads
+        Raw ``pds.frames`` record values, untrusted.
+    received_ns
+        When each record reached the broker (its Kafka timestamp), for the
+        queueing time in the prediction's timing breakdown.
+
+    Returns
+    -------
+    list
+        One outcome per payload, in order.
+    """
+    start = time.time_ns()
+    outcomes: list[Prediction | Rejected | None] = [None] * len(payloads)
+    frames: list[tuple[int, Frame]] = []
+    images: list[np.ndarray] = []
+    for i, payload in enumerate(payloads):
+        try:
+            frame = decode(payload, Frame)
+        except InvalidEvent as exc:
+            outcomes[i] = Rejected(exc.reason, exc.detail)
+            continue
+        try:
+            images.append(decode_image(frame.image, width=frame.width, height=frame.height))
+        except ImageError as exc:
+            outcomes[i] = Rejected("undecodable_image", str(exc), frame.frame_id)
+            continue
+        frames.append((i, frame))
+    decoded = time.time_ns()
+    if frames:
+        try:
+            detections = detector.detect_batch(images)
+            if len(detections) != len(images):
+                raise RuntimeError(f"{len(detections)} results for {len(images)} images")
+        except Exception as exc:
+            for i, frame in frames:
+                outcomes[i] = Rejected(
+                    "inference_error", f"{type(exc).__name__}: {exc}", frame.frame_id
+                )
+            return outcomes  # type: ignore[return-value]
+        inferred = time.time_ns()
+        per_frame_decode = _ms(start, decoded) / len(payloads)
+        per_frame_infer = _ms(decoded, inferred) / len(frames)
+        for (i, frame), boxes in zip(frames, detections, strict=True):
+            outcomes[i] = _prediction(
+                detector,
+                frame,
+                boxes,
+                Timing(
+                    queue_ms=_ms(received_ns[i], start),
+                    decode_ms=per_frame_decode,
+                    infer_ms=per_frame_infer,
+                ),
+            )
+    return outcomes  # type: ignore[return-value]
+
+
+def _prediction(
+    detector: Detector, frame: Frame, detections: np.ndarray, timing: Timing
+) -> Prediction | Rejected:
+    try:
+        return Prediction(
+            frame_id=frame.frame_id,
+            camera_id=frame.camera_id,
+            seq=frame.seq,
+            capture_ts_ns=frame.capture_ts_ns,
+            model=detector.name,
+            model_version=detector.version,
+            boxes=_boxes(detections),
+            timing=timing,
+            processed_ts_ns=time.time_ns(),
+        )
+    except (ValueError, TypeError) as exc:  # e.g. inverted or non-finite boxes
+        return Rejected("invalid_output", f"the detector returned {exc}", frame.frame_id)

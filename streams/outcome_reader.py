@@ -1,0 +1,121 @@
+"""Read the outcomes (predictions and dead letters) of frames one has just sent.
+
+Used by the demo and the integration tests: open the reader *before* sending,
+so that it starts at the current end of the outcome topics and sees only new
+records, then wait until every expected frame has its outcome.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from kafka import TopicPartition
+from tqdm import tqdm
+
+from streams.clients import consumer
+from streams.events import DeadLetter, InvalidEvent, Prediction, decode
+from streams.settings import Settings
+from streams.topics import TOPICS
+
+__all__ = ["OutcomeReader", "Outcomes"]
+
+
+@dataclass
+class Outcomes:
+    """What came back: predictions by frame id, dead letters in arrival order."""
+
+    predictions: dict[str, Prediction] = field(default_factory=dict)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    duplicates: int = 0
+    unreadable: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.predictions) + len(self.dead_letters)
+
+
+class OutcomeReader:
+    """Tails ``pds.predictions`` and ``pds.deadletter`` from their current ends."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._consumer = consumer(settings, client_id="secmlops-outcomes")
+        partitions = []
+        for spec in (TOPICS.predictions, TOPICS.deadletter):
+            ids = self._consumer.partitions_for_topic(spec.name) or set()
+            partitions += [TopicPartition(spec.name, p) for p in sorted(ids)]
+        self._consumer.assign(partitions)
+        self._consumer.seek_to_end(*partitions)
+        for tp in partitions:  # resolve the end offsets now, not at the first poll
+            self._consumer.position(tp)
+
+    def wait(
+        self,
+        frame_ids: set[str],
+        *,
+        dead_letter_hashes: set[str] = frozenset(),  # type: ignore[assignment]
+        timeout_s: float = 60.0,
+        progress: bool = False,
+    ) -> Outcomes:
+        """Collect outcomes until each frame id and each payload hash has one, or timeout.
+
+        Frames that never decoded have no frame id; their dead letters are
+        matched by the sha256 of the payload instead.
+        """
+        outcomes = Outcomes()
+        expected = len(frame_ids) + len(dead_letter_hashes)
+        deadline = time.monotonic() + timeout_s
+        seen_dead: set[str] = set()
+        with tqdm(total=expected, desc="outcomes", unit="frame", disable=not progress) as bar:
+            while outcomes.count < expected and time.monotonic() < deadline:
+                batches = self._consumer.poll(timeout_ms=200)
+                for records in batches.values():
+                    for record in records:
+                        before = outcomes.count
+                        self._absorb(
+                            record.value, frame_ids, dead_letter_hashes, seen_dead, outcomes
+                        )
+                        bar.update(outcomes.count - before)
+        return outcomes
+
+    @staticmethod
+    def _absorb(
+        value: bytes,
+        frame_ids: set[str],
+        hashes: set[str],
+        seen_dead: set[str],
+        outcomes: Outcomes,
+    ) -> None:
+        try:
+            event = decode(value)
+        except InvalidEvent:
+            outcomes.unreadable += 1
+            return
+        if isinstance(event, Prediction) and event.frame_id in frame_ids:
+            if event.frame_id in outcomes.predictions:
+                outcomes.duplicates += 1
+            outcomes.predictions[event.frame_id] = event
+        elif isinstance(event, DeadLetter):
+            ident = event.frame_id if event.frame_id in frame_ids else event.payload_sha256
+            if ident not in frame_ids and ident not in hashes:
+                return
+            if ident in seen_dead:
+                outcomes.duplicates += 1
+                return
+            seen_dead.add(ident)
+            outcomes.dead_letters.append(event)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def __enter__(self) -> OutcomeReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,185 @@
+"""Runtime configuration, read once from ``SECMLOPS_*`` environment variables.
+
+Every knob of the monitor lives here, so that one file answers "what can I
+configure, and what is the default?".  Secrets (SASL passwords, Redis
+passwords, signing keys) are only ever read from the environment, never from
+code or from files committed to the repository.
+
+``Settings`` is frozen: components receive it explicitly instead of reading
+the environment on their own, which keeps tests free of hidden globals.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["KafkaSecurity", "Settings", "SettingsError"]
+
+ENV_PREFIX = "SECMLOPS_"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the monitor cannot use."""
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    base = os.environ.get(var)
+    return Path(base) if base else Path.home() / fallback
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(ENV_PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{ENV_PREFIX}{name}={raw!r} is not an integer") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{ENV_PREFIX}{name}={value} is outside [{lo}, {hi}]")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(ENV_PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{ENV_PREFIX}{name}={raw!r} is not a number") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{ENV_PREFIX}{name}={value} is outside [{lo}, {hi}]")
+    return value
+
+
+def _str(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    raw = env.get(ENV_PREFIX + name)
+    return raw if raw else default
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """TLS/SASL settings passed through unchanged to every Kafka client.
+
+    Empty means PLAINTEXT, which is what the local stack speaks.
+    """
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+    def __post_init__(self) -> None:
+        if self.protocol not in self.PROTOCOLS:
+            raise SettingsError(
+                f"{ENV_PREFIX}KAFKA_SECURITY_PROTOCOL={self.protocol!r}; "
+                f"expected one of {', '.join(self.PROTOCOLS)}"
+            )
+        if self.protocol.startswith("SASL") and not self.sasl_mechanism:
+            raise SettingsError(
+                f"{ENV_PREFIX}KAFKA_SECURITY_PROTOCOL={self.protocol} needs "
+                f"{ENV_PREFIX}KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+            )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with defaults that run the local stack.
+
+    Build it with :meth:`from_env`; each field names its environment variable
+    in the README's configuration table.
+    """
+
+    state_dir: Path
+    cache_dir: Path
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    kafka_heap: str = "512m"
+    kafka_external_bootstrap: str | None = None
+    kafka_security: KafkaSecurity = KafkaSecurity()
+    redis_port: int = 16379
+    redis_external_url: str | None = None
+    redis_password: str | None = field(default=None, repr=False)
+    java: str | None = None
+    maven_repo: str = "https://repo1.maven.org/maven2"
+    app_id: str = "secmlops-pds"
+    worker_batch_size: int = 32
+    worker_batch_wait_s: float = 0.05
+    worker_web_port: int = 6066
+    startup_timeout_s: float = 90.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from ``env`` (default: ``os.environ``).
+
+        Raises
+        ------
+        SettingsError
+            When a variable is present but unusable, naming the variable.
+        """
+        env = os.environ if env is None else env
+        state = _str(env, "STATE_DIR")
+        cache = _str(env, "CACHE_DIR")
+        security = KafkaSecurity(
+            protocol=(_str(env, "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT") or "PLAINTEXT").upper(),
+            sasl_mechanism=_str(env, "KAFKA_SASL_MECHANISM"),
+            sasl_username=_str(env, "KAFKA_SASL_USERNAME"),
+            sasl_password=_str(env, "KAFKA_SASL_PASSWORD"),
+            ssl_cafile=_str(env, "KAFKA_SSL_CAFILE"),
+            ssl_certfile=_str(env, "KAFKA_SSL_CERTFILE"),
+            ssl_keyfile=_str(env, "KAFKA_SSL_KEYFILE"),
+        )
+        return cls(
+            state_dir=Path(state) if state else _xdg("XDG_STATE_HOME", ".local/state") / "secmlops",
+            cache_dir=Path(cache) if cache else _xdg("XDG_CACHE_HOME", ".cache") / "secmlops",
+            kafka_host=_str(env, "KAFKA_HOST", "127.0.0.1") or "127.0.0.1",
+            kafka_port=_int(env, "KAFKA_PORT", 19092, 1, 65535),
+            kafka_controller_port=_int(env, "KAFKA_CONTROLLER_PORT", 19093, 1, 65535),
+            kafka_heap=_str(env, "KAFKA_HEAP", "512m") or "512m",
+            kafka_external_bootstrap=_str(env, "KAFKA_BOOTSTRAP"),
+            kafka_security=security,
+            redis_port=_int(env, "REDIS_PORT", 16379, 1, 65535),
+            redis_external_url=_str(env, "REDIS_URL"),
+            redis_password=_str(env, "REDIS_PASSWORD"),
+            java=_str(env, "JAVA"),
+            maven_repo=(_str(env, "MAVEN_REPO") or "https://repo1.maven.org/maven2").rstrip("/"),
+            app_id=_str(env, "APP_ID", "secmlops-pds") or "secmlops-pds",
+            worker_batch_size=_int(env, "WORKER_BATCH_SIZE", 32, 1, 4096),
+            worker_batch_wait_s=_float(env, "WORKER_BATCH_WAIT", 0.05, 0.001, 60.0),
+            worker_web_port=_int(env, "WORKER_WEB_PORT", 6066, 1, 65535),
+            startup_timeout_s=_float(env, "STARTUP_TIMEOUT", 90.0, 1.0, 3600.0),
+        )
+
+    @property
+    def kafka_managed(self) -> bool:
+        """True when the project runs its own broker (no external bootstrap set)."""
+        return self.kafka_external_bootstrap is None
+
+    @property
+    def redis_managed(self) -> bool:
+        """True when the project runs its own Redis (no external URL set)."""
+        return self.redis_external_url is None
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """The bootstrap servers every client connects to."""
+        if self.kafka_external_bootstrap:
+            return self.kafka_external_bootstrap
+        return f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def redis_url(self) -> str:
+        """The Redis URL every client connects to (password, if any, kept out of it)."""
+        if self.redis_external_url:
+            return self.redis_external_url
+        return f"redis://127.0.0.1:{self.redis_port}/0"

@@ -1,0 +1,78 @@
+"""Start a faust worker process running every agent of the monitor."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["WorkerProcess", "run_worker"]
+
+
+def run_worker(loglevel: str = "info") -> None:
+    """Create the topics if needed, then run the agents until interrupted.
+
+    Blocks; returns after SIGINT/SIGTERM once in-flight batches are committed.
+    """
+    import faust
+
+    from streams.app import app, settings
+    from streams.clients import ensure_topics
+
+    ensure_topics(settings)
+    import streams.agents.detect  # noqa: F401 - registers the agent with the app
+
+    logging.getLogger("faust").setLevel(loglevel.upper())
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()
+
+
+class WorkerProcess:
+    """A ``secmlops worker`` child process, for the demo and the integration tests.
+
+    The child inherits the environment (plus ``env``), so it talks to the
+    same Kafka and Redis as the caller.
+    """
+
+    def __init__(self, log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.log_path = log_path
+        self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+            )
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """Ask the worker to finish (SIGTERM), then kill it after ``timeout_s``."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        return self.proc.returncode
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no worker log)"
