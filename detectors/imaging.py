@@ -24,8 +24,10 @@ def decode_image(data: bytes, *, width: int, height: int) -> np.ndarray:
     ImageError
         When the bytes do not decode, or decode to another size.
     """
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:  # e.g. an empty buffer
+        image = None
     if image is None:
         raise ImageError("the image bytes do not decode (corrupt or not JPEG/PNG)")
     if image.shape[:2] != (height, width):

@@ -53,6 +53,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_credentials=_credentials(settings),
         processing_guarantee="at_least_once",
         store="memory://",
+        datadir=str(settings.state_dir / "worker"),
         table_standby_replicas=0,
         topic_allow_declare=False,
         topic_disable_leader=True,

@@ -1,0 +1,92 @@
+"""Fixtures for tests against the real Kafka broker and Redis.
+
+The session starts its own stack on free ports in a temporary state folder,
+so it never touches a stack the developer is running (``make up``).  The jar
+cache is the user's, so the broker's jars are downloaded once per machine.
+Set ``SECMLOPS_KAFKA_BOOTSTRAP`` and ``SECMLOPS_REDIS_URL`` to run the same
+tests against services of your own instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from producers.frames import FrameSender, build_frame
+from producers.synthetic import pattern_frame
+from streams.outcome_reader import OutcomeReader
+from streams.settings import Settings
+from streams.stack import Stack
+from streams.worker import WorkerProcess
+
+
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def stack_env(state_dir: Path) -> dict[str, str]:
+    """Environment for a private stack: fresh ports, its own state folder."""
+    kafka, controller, redis, web = free_ports(4)
+    return {
+        "SECMLOPS_STATE_DIR": str(state_dir),
+        "SECMLOPS_KAFKA_PORT": str(kafka),
+        "SECMLOPS_KAFKA_CONTROLLER_PORT": str(controller),
+        "SECMLOPS_REDIS_PORT": str(redis),
+        "SECMLOPS_WORKER_WEB_PORT": str(web),
+    }
+
+
+@pytest.fixture(scope="session")
+def env(tmp_path_factory) -> dict[str, str]:
+    """The SECMLOPS_* variables of the session's stack (pass them to subprocesses)."""
+    if os.environ.get("SECMLOPS_KAFKA_BOOTSTRAP"):
+        return {}
+    return stack_env(tmp_path_factory.mktemp("stack"))
+
+
+@pytest.fixture(scope="session")
+def settings(env) -> Settings:
+    return Settings.from_env({**os.environ, **env})
+
+
+@pytest.fixture(scope="session")
+def stack(settings):
+    """The running stack; stopped (with nothing left behind) at the end of the session."""
+    stack = Stack(settings)
+    stack.up(progress=False)
+    yield stack
+    stack.down()
+
+
+@pytest.fixture(scope="module")
+def worker(stack, env, tmp_path_factory):
+    """A ``secmlops worker`` process, ready: it has answered a warm-up frame."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    process = WorkerProcess(log, env={**env, "SECMLOPS_WORKER_BATCH_WAIT": "0.02"}).start()
+    try:
+        with OutcomeReader(stack.settings) as reader, FrameSender(stack.settings) as sender:
+            frame = build_frame("warm-up", 0, pattern_frame(0, width=64, height=128))
+            sender.send(frame)
+            sender.flush()
+            outcomes = reader.wait({frame.frame_id}, timeout_s=90)
+        assert outcomes.count == 1, f"worker did not start:\n{process.log_tail()}"
+        yield process
+    finally:
+        process.stop()

@@ -1,0 +1,109 @@
+"""One batch in the detector agent: every payload gets exactly one outcome, whatever it holds."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+import numpy as np
+import pytest
+
+from detectors.models.hog_opencv import OpenCVHog
+from producers.frames import build_frame
+from producers.synthetic import pattern_frame
+from streams.events import Prediction, encode
+from streams.inference import predict_batch
+from streams.outcomes import Rejected
+
+
+class FailingDetector:
+    name = "broken"
+    version = "1"
+
+    def detect_batch(self, images):
+        raise RuntimeError("CUDA error: device-side assert")
+
+
+class InvertedBoxDetector:
+    name = "inverted"
+    version = "1"
+
+    def detect_batch(self, images):
+        return [np.array([[10, 10, 5, 5, 0.9]], dtype=np.float32) for _ in images]
+
+
+def payloads(n, camera="cam-1"):
+    frames = [
+        build_frame(camera, seq, pattern_frame(seq, width=160, height=128)) for seq in range(n)
+    ]
+    return frames, [encode(f) for f in frames]
+
+
+def now(n):
+    return [time.time_ns()] * n
+
+
+def test_valid_frames_each_get_a_prediction_in_order():
+    frames, raw = payloads(5)
+    outcomes = predict_batch(OpenCVHog(), raw, now(5))
+    assert [o.frame_id for o in outcomes] == [f.frame_id for f in frames]
+    assert all(isinstance(o, Prediction) for o in outcomes)
+    assert {o.model for o in outcomes} == {"hog-opencv"}
+    assert all(
+        o.seq == f.seq and o.capture_ts_ns == f.capture_ts_ns
+        for o, f in zip(outcomes, frames, strict=True)
+    )
+
+
+def test_a_malformed_payload_is_rejected_without_affecting_its_neighbours():
+    _, raw = payloads(3)
+    raw.insert(1, b"\x93not a frame")
+    outcomes = predict_batch(OpenCVHog(), raw, now(4))
+    assert isinstance(outcomes[1], Rejected)
+    assert outcomes[1].reason == "malformed"
+    assert outcomes[1].frame_id is None
+    assert [type(o) for o in outcomes] == [Prediction, Rejected, Prediction, Prediction]
+
+
+def test_an_undecodable_image_is_rejected_with_its_frame_id():
+    frame = build_frame("cam-1", 0, pattern_frame(0))
+    bad = msgspec.structs.replace(frame, image=b"\xff\xd8\xff garbage")
+    (outcome,) = predict_batch(OpenCVHog(), [encode(bad)], now(1))
+    assert outcome == Rejected("undecodable_image", outcome.detail, bad.frame_id)
+
+
+def test_an_image_that_lies_about_its_size_is_rejected():
+    frame = build_frame("cam-1", 0, pattern_frame(0, width=160, height=128))
+    liar = msgspec.structs.replace(frame, width=640, height=480)
+    (outcome,) = predict_batch(OpenCVHog(), [encode(liar)], now(1))
+    assert isinstance(outcome, Rejected)
+    assert "differs from the declared" in outcome.detail
+
+
+def test_a_model_failure_rejects_only_the_decodable_frames_of_that_batch():
+    _, raw = payloads(3)
+    outcomes = predict_batch(FailingDetector(), [*raw, b"junk"], now(4))
+    assert [o.reason for o in outcomes] == ["inference_error"] * 3 + ["malformed"]
+    assert "device-side assert" in outcomes[0].detail
+
+
+def test_impossible_model_output_is_rejected_not_published():
+    _, raw = payloads(2)
+    outcomes = predict_batch(InvertedBoxDetector(), raw, now(2))
+    assert [o.reason for o in outcomes] == ["invalid_output", "invalid_output"]
+
+
+def test_timing_breakdown_is_filled_in():
+    _, raw = payloads(2)
+    sent = time.time_ns() - 5_000_000  # reached the broker 5 ms ago
+    outcomes = predict_batch(OpenCVHog(), raw, [sent, sent])
+    for o in outcomes:
+        assert o.timing.queue_ms >= 5.0
+        assert o.timing.decode_ms > 0
+        assert o.timing.infer_ms > 0
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_empty_and_single_batches(n):
+    _, raw = payloads(n)
+    assert len(predict_batch(OpenCVHog(), raw, now(n))) == n

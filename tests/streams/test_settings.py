@@ -1,0 +1,79 @@
+"""Settings come from SECMLOPS_* variables, with defaults that run the local stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.settings import Settings, SettingsError
+
+
+def test_defaults_use_ports_away_from_a_users_own_kafka_and_redis():
+    s = Settings.from_env({})
+    assert s.kafka_bootstrap == "127.0.0.1:19092"
+    assert s.kafka_controller_port == 19093
+    assert s.redis_url == "redis://127.0.0.1:16379/0"
+    assert s.kafka_managed
+    assert s.redis_managed
+
+
+def test_ports_and_folders_are_configurable():
+    s = Settings.from_env(
+        {
+            "SECMLOPS_KAFKA_PORT": "29092",
+            "SECMLOPS_KAFKA_CONTROLLER_PORT": "29093",
+            "SECMLOPS_REDIS_PORT": "26379",
+            "SECMLOPS_STATE_DIR": "/srv/state",
+            "SECMLOPS_CACHE_DIR": "/srv/cache",
+        }
+    )
+    assert s.kafka_bootstrap == "127.0.0.1:29092"
+    assert s.redis_url == "redis://127.0.0.1:26379/0"
+    assert s.state_dir == Path("/srv/state")
+    assert s.cache_dir == Path("/srv/cache")
+
+
+def test_external_services_are_not_managed():
+    s = Settings.from_env(
+        {"SECMLOPS_KAFKA_BOOTSTRAP": "k1:9092,k2:9092", "SECMLOPS_REDIS_URL": "rediss://r:6380/2"}
+    )
+    assert not s.kafka_managed
+    assert not s.redis_managed
+    assert s.kafka_bootstrap == "k1:9092,k2:9092"
+    assert s.redis_url == "rediss://r:6380/2"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SECMLOPS_KAFKA_PORT", "not-a-port"),
+        ("SECMLOPS_KAFKA_PORT", "70000"),
+        ("SECMLOPS_WORKER_BATCH_SIZE", "0"),
+        ("SECMLOPS_WORKER_BATCH_WAIT", "soon"),
+        ("SECMLOPS_KAFKA_SECURITY_PROTOCOL", "TLS"),
+    ],
+)
+def test_bad_values_are_errors_that_name_the_variable(name, value):
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_sasl_needs_a_mechanism():
+    with pytest.raises(SettingsError, match="SASL_MECHANISM"):
+        Settings.from_env({"SECMLOPS_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"})
+
+
+def test_secrets_are_kept_out_of_repr():
+    s = Settings.from_env(
+        {
+            "SECMLOPS_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+            "SECMLOPS_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "SECMLOPS_KAFKA_SASL_USERNAME": "pds",
+            "SECMLOPS_KAFKA_SASL_PASSWORD": "hunter2",
+            "SECMLOPS_REDIS_PASSWORD": "s3cret",
+        }
+    )
+    assert s.kafka_security.protocol == "SASL_SSL"
+    assert "hunter2" not in repr(s)
+    assert "s3cret" not in repr(s)
