@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps demo test lint format unit integration up down status bench clean
+.PHONY: help install system-deps demo test lint format unit up down status bench clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ down: $(STAMP)  ## Stop them.
 
 status: $(STAMP)  ## Show their health.
 	$(BIN)/secmlops stack status
+
+bench: $(STAMP) system-deps  ## Benchmarks; paste the tables into docs/benchmarks.md.
+	$(BIN)/python bench/stack_startup.py --runs 3
 
 clean:  ## Remove .venv and caches (the stack's state in ~/.local/state/secmlops stays).
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
