@@ -113,10 +113,18 @@ def worker(loglevel: str) -> None:
     SECMLOPS_WORKER_BATCH_WAIT; the worker's web port from
     SECMLOPS_WORKER_WEB_PORT.
     """
-    _settings()  # fail early and clearly on bad configuration
+    from kafka.errors import KafkaError
+
     from streams.worker import run_worker
 
-    run_worker(loglevel)
+    settings = _settings()
+    try:
+        run_worker(loglevel)
+    except KafkaError as exc:
+        raise click.ClickException(
+            f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}); "
+            "start the local stack with 'secmlops stack up' or set SECMLOPS_KAFKA_BOOTSTRAP"
+        ) from exc
 
 
 @cli.command()

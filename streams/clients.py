@@ -50,6 +50,7 @@ def admin_client(settings: Settings, timeout_s: float = 10.0) -> KafkaAdminClien
     return KafkaAdminClient(
         **kafka_config(settings),
         request_timeout_ms=int(timeout_s * 1000),
+        bootstrap_timeout_ms=int(timeout_s * 1000),
         client_id="secmlops-admin",
     )
 

@@ -1,0 +1,79 @@
+"""The command line: helpful text, clear errors, non-zero exits on failure."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from streams.cli import cli
+from streams.topics import TOPICS
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def test_help_lists_the_commands():
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in ("stack", "worker", "topics", "demo"):
+        assert command in result.output
+
+
+def test_topics_lists_every_topic_with_its_schema():
+    result = run("topics")
+    assert result.exit_code == 0
+    for spec in TOPICS:
+        assert spec.name in result.output
+    assert "schema=frame/1" in result.output
+
+
+def test_a_bad_setting_is_a_clear_error_with_exit_code_1():
+    result = run("stack", "status", env={"SECMLOPS_KAFKA_PORT": "ninety"})
+    assert result.exit_code == 1
+    assert "SECMLOPS_KAFKA_PORT" in result.output
+
+
+def test_status_of_unreachable_external_services_is_unhealthy_json_and_exit_1():
+    env = {
+        "SECMLOPS_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+        "SECMLOPS_REDIS_URL": "redis://127.0.0.1:2/0",
+    }
+    result = run("stack", "status", "--json", env=env)
+    assert result.exit_code == 1
+    status = json.loads(result.output)
+    assert status["kafka"] == {
+        "name": "kafka",
+        "address": "127.0.0.1:1",
+        "managed": False,
+        "running": False,
+        "healthy": False,
+        "pid": None,
+        "rss_bytes": None,
+    }
+    assert status["redis"]["healthy"] is False
+
+
+def test_a_worker_without_a_broker_says_how_to_start_one(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "SECMLOPS_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+        "SECMLOPS_STATE_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "cannot reach Kafka at 127.0.0.1:1" in result.stderr
+    assert "secmlops stack up" in result.stderr
+    assert "Traceback" not in result.stderr
