@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["ImageError", "decode_image", "encode_jpeg"]
+__all__ = ["ImageError", "decode_image", "encode_image", "encode_jpeg"]
 
 
 class ImageError(ValueError):
@@ -45,4 +45,16 @@ def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ImageError("OpenCV could not encode the image as JPEG")
+    return buffer.tobytes()
+
+
+def encode_image(image: np.ndarray, encoding: str = "jpeg", quality: int = 90) -> bytes:
+    """Encode a BGR uint8 image as ``jpeg`` (lossy, ``quality``) or ``png`` (lossless)."""
+    if encoding == "jpeg":
+        return encode_jpeg(image, quality)
+    if encoding != "png":
+        raise ValueError(f"unknown image encoding {encoding!r}; use jpeg or png")
+    ok, buffer = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise ImageError("OpenCV could not encode the image as PNG")
     return buffer.tobytes()

@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from producers.cli import data, keys, replay
 from streams.settings import Settings, SettingsError
 from streams.stack import Stack, StackError
 
@@ -160,6 +161,10 @@ def demo(frames: int, keep_stack: bool) -> None:
     except StackError as exc:
         raise click.ClickException(str(exc)) from exc
     sys.exit(0 if ok else 1)
+
+
+for _command in (data, keys, replay):
+    cli.add_command(_command)
 
 
 def main() -> None:

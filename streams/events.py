@@ -64,7 +64,7 @@ Real = Annotated[float, Meta(ge=-1e9, le=1e9)]  # also rejects NaN and inf
 Millis = Annotated[float, Meta(ge=0.0, le=3.6e6)]
 Text = Annotated[str, Meta(max_length=MAX_TEXT)]
 ShortText = Annotated[str, Meta(max_length=256)]
-Image = Annotated[bytes, Meta(min_length=1, max_length=MAX_IMAGE_BYTES)]
+InlineImage = Annotated[bytes, Meta(max_length=MAX_IMAGE_BYTES)]
 ParamValue = float | int | bool | ShortText
 Params = Annotated[dict[ShortText, ParamValue], Meta(max_length=MAX_MAP_ENTRIES)]
 Scores = Annotated[dict[Name, Real], Meta(max_length=MAX_MAP_ENTRIES)]
@@ -97,7 +97,12 @@ class Frame(Event, tag="frame/1"):
     """One camera image, keyed on Kafka by ``camera_id``.
 
     ``frame_id`` is globally unique; ``seq`` increases by one per frame of a
-    camera, so gaps and replays are visible downstream.
+    camera, so gaps and replays are visible downstream.  The image travels
+    inline in ``image``, or, when it is too large for a Kafka message, by
+    reference: ``image_ref`` names a claim-check in Redis and ``image_sha256``
+    binds the referenced bytes to this event.  ``signature`` is an
+    HMAC-SHA256 over everything else (see :mod:`streams.signing`), made with
+    the camera's key derived from key ``key_id``; both empty means unsigned.
     """
 
     frame_id: EventId
@@ -107,17 +112,36 @@ class Frame(Event, tag="frame/1"):
     width: Pixels
     height: Pixels
     encoding: ImageEncoding
-    image: Image
+    image: InlineImage = b""
+    image_ref: Annotated[str, Meta(pattern=r"^$|^[A-Za-z0-9:._-]{1,200}$")] = ""
+    image_sha256: Annotated[str, Meta(pattern=r"^$|^[0-9a-f]{64}$")] = ""
+    key_id: Annotated[str, Meta(pattern=r"^$|^[A-Za-z0-9._-]{1,64}$")] = ""
+    signature: Annotated[bytes, Meta(max_length=32)] = b""
+
+    def __post_init__(self) -> None:
+        if bool(self.image) == bool(self.image_ref):
+            raise ValueError("a frame carries its image either inline or by reference, not both")
+        if self.image_ref and not self.image_sha256:
+            raise ValueError("an image by reference needs image_sha256")
+        if self.signature and (len(self.signature) != 32 or not self.key_id):
+            raise ValueError("a signature is 32 bytes and names its key_id")
 
 
 class Truth(Event, tag="truth/1"):
-    """What a red-team drill did to a frame.  Only the scorer may read these."""
+    """What a red-team drill did to a frame.  Only the scorer may read these.
+
+    ``injections`` is empty for an untouched frame.  ``params`` holds each
+    injection's parameters as ``"<injection>.<name>"``.  ``delivered`` is
+    false for a frame the drill dropped on purpose.
+    """
 
     frame_id: EventId
     camera_id: CameraId
     seq: Count
-    injection: Name  # "clean" for untouched frames
+    capture_ts_ns: TimestampNs
+    injections: Annotated[list[Name], Meta(max_length=16)] = []
     params: Params = {}
+    delivered: bool = True
 
 
 class Box(msgspec.Struct, frozen=True, array_like=True):

@@ -8,16 +8,20 @@ a failure of the model itself rejects the frames of that batch only.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from detectors.imaging import ImageError, decode_image
 from detectors.models.base import Detector
+from streams.claimcheck import ClaimCheckError
 from streams.events import Box, Frame, InvalidEvent, Prediction, Timing, decode
 from streams.outcomes import Rejected
 
-__all__ = ["predict_batch"]
+__all__ = ["ImageFetcher", "predict_batch"]
+
+ImageFetcher = Callable[[str, str], bytes]
+"""Returns the bytes of a claim-checked image given ``(image_ref, image_sha256)``."""
 
 
 def _ms(start_ns: int, end_ns: int) -> float:
@@ -29,7 +33,10 @@ def _boxes(detections: np.ndarray) -> list[Box]:
 
 
 def predict_batch(
-    detector: Detector, payloads: Sequence[bytes], received_ns: Sequence[int]
+    detector: Detector,
+    payloads: Sequence[bytes],
+    received_ns: Sequence[int],
+    fetch_image: ImageFetcher | None = None,
 ) -> list[Prediction | Rejected]:
     """Decode, validate and run ``detector`` on a batch of raw frame records.
 
@@ -42,6 +49,8 @@ def predict_batch(
     received_ns
         When each record reached the broker (its Kafka timestamp), for the
         queueing time in the prediction's timing breakdown.
+    fetch_image
+        Resolves claim-checked images; without it such frames are rejected.
 
     Returns
     -------
@@ -59,7 +68,11 @@ def predict_batch(
             outcomes[i] = Rejected(exc.reason, exc.detail)
             continue
         try:
-            images.append(decode_image(frame.image, width=frame.width, height=frame.height))
+            data = frame.image or _claimed(frame, fetch_image)
+            images.append(decode_image(data, width=frame.width, height=frame.height))
+        except ClaimCheckError as exc:
+            outcomes[i] = Rejected("claim_check_failed", str(exc), frame.frame_id)
+            continue
         except ImageError as exc:
             outcomes[i] = Rejected("undecodable_image", str(exc), frame.frame_id)
             continue
@@ -91,6 +104,12 @@ def predict_batch(
                 ),
             )
     return outcomes  # type: ignore[return-value]
+
+
+def _claimed(frame: Frame, fetch_image: ImageFetcher | None) -> bytes:
+    if fetch_image is None:
+        raise ClaimCheckError("this worker cannot resolve claim-checked images")
+    return fetch_image(frame.image_ref, frame.image_sha256)
 
 
 def _prediction(

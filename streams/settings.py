@@ -117,6 +117,10 @@ class Settings:
     worker_batch_wait_s: float = 0.05
     worker_web_port: int = 6066
     startup_timeout_s: float = 90.0
+    frame_key: str | None = field(default=None, repr=False)
+    frame_key_id: str = "k1"
+    frame_keys_file: Path | None = None
+    claim_check_ttl_s: int = 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -158,6 +162,12 @@ class Settings:
             worker_batch_wait_s=_float(env, "WORKER_BATCH_WAIT", 0.05, 0.001, 60.0),
             worker_web_port=_int(env, "WORKER_WEB_PORT", 6066, 1, 65535),
             startup_timeout_s=_float(env, "STARTUP_TIMEOUT", 90.0, 1.0, 3600.0),
+            frame_key=_str(env, "FRAME_KEY"),
+            frame_key_id=_str(env, "FRAME_KEY_ID", "k1") or "k1",
+            frame_keys_file=Path(keys_file)
+            if (keys_file := _str(env, "FRAME_KEYS_FILE"))
+            else None,
+            claim_check_ttl_s=_int(env, "CLAIM_CHECK_TTL", 3600, 10, 30 * 86400),
         )
 
     @property

@@ -15,7 +15,9 @@ import faust
 
 from detectors.models.base import Detector
 from detectors.models.hog_opencv import OpenCVHog
+from streams import claimcheck
 from streams.app import app, deadletter_topic, frames_topic, predictions_topic, settings
+from streams.clients import redis_client
 from streams.events import InvalidEvent, Prediction, encode
 from streams.inference import predict_batch
 from streams.outcomes import Rejected, dead_letter
@@ -59,6 +61,11 @@ async def _send_outcome(event: faust.EventT, outcome: Prediction | Rejected) -> 
 async def detect_pedestrians(stream: faust.StreamT) -> None:
     loop = asyncio.get_running_loop()
     detector = await loop.run_in_executor(_cpu_executor, _load_detector)
+    images = redis_client(settings)
+
+    def fetch_image(ref: str, sha256: str) -> bytes:
+        return claimcheck.fetch(images, ref, sha256)
+
     async for events in stream.take_events(
         settings.worker_batch_size, within=settings.worker_batch_wait_s
     ):
@@ -66,7 +73,7 @@ async def detect_pedestrians(stream: faust.StreamT) -> None:
         received = [int(event.message.timestamp * 1e9) for event in events]
         try:
             outcomes = await loop.run_in_executor(
-                _cpu_executor, predict_batch, detector, payloads, received
+                _cpu_executor, predict_batch, detector, payloads, received, fetch_image
             )
         except Exception as exc:
             log.exception("batch of %d frames failed", len(events))

@@ -1,0 +1,68 @@
+"""A red-team drill: the injections of one replay, applied frame by frame."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from producers.injection.natural import NATURAL
+from producers.injection.spec import InjectionSpec
+
+__all__ = ["Drill"]
+
+
+class Drill:
+    """Decides, for each source frame, which injections apply and applies the pixel ones.
+
+    Pixel injections (natural shifts, then adversarial attacks) change the
+    image before it is encoded; integrity injections (unsigned, forged,
+    replay, frozen, drop, reorder) are carried out by the replayer on the
+    event and its delivery.  The adversary, and with it torch, is only loaded
+    when an adversarial injection first applies.
+    """
+
+    def __init__(
+        self, specs: Sequence[InjectionSpec], *, adversary: Callable[[], Any] | None = None
+    ) -> None:
+        self.specs = list(specs)
+        self._make_adversary = adversary
+        self._adversary: Any = None
+
+    def __bool__(self) -> bool:
+        return bool(self.specs)
+
+    def active(self, camera_id: str, frame: int) -> list[InjectionSpec]:
+        return [spec for spec in self.specs if spec.covers(camera_id, frame)]
+
+    def max_lag(self) -> int:
+        return max((int(s.params["lag"]) for s in self.specs if s.type == "replay"), default=0)
+
+    def perturb(
+        self, image: np.ndarray, frame: int, active: Sequence[InjectionSpec]
+    ) -> tuple[np.ndarray, dict[str, float]]:
+        """Apply the active pixel injections; returns the image and the truth parameters."""
+        params: dict[str, float] = {}
+        for spec in active:
+            if spec.family == "natural":
+                strength = spec.strength(frame)
+                image = NATURAL[spec.type](image, strength, spec.params, frame)
+                params[f"{spec.type}.strength"] = round(strength, 4)
+            elif spec.family == "adversarial":
+                image, info = self._adversary_instance().attack(image, spec)
+                params.update({f"{spec.type}.{k}": v for k, v in info.items()})
+            else:
+                continue
+            params.update({f"{spec.type}.{k}": v for k, v in spec.params.items()})
+        return image, params
+
+    def _adversary_instance(self) -> Any:
+        if self._adversary is None:
+            if self._make_adversary is None:
+                from producers.injection.adversarial import Adversary
+
+                self._adversary = Adversary()
+            else:
+                self._adversary = self._make_adversary()
+        return self._adversary
