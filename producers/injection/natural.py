@@ -51,6 +51,8 @@ def noise(image: np.ndarray, strength: float, p: Mapping[str, float], frame: int
 
 
 def jpeg(image: np.ndarray, strength: float, p: Mapping[str, float], frame: int) -> np.ndarray:
+    if strength <= 0:
+        return image
     quality = round(100 - (100 - p["quality"]) * strength)
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else image
