@@ -12,6 +12,7 @@ import sys
 import click
 
 from producers.cli import data, keys, replay
+from streams.assets import AssetError
 from streams.settings import Settings, SettingsError
 from streams.stack import Stack, StackError
 
@@ -146,10 +147,10 @@ def topics() -> None:
 @click.option(
     "--frames",
     "-n",
-    default=120,
+    default=300,
     show_default=True,
-    type=click.IntRange(1, 100_000),
-    help="How many frames to send.",
+    type=click.IntRange(1, 1799),
+    help="How many frames of the sample drive to replay (it has 1799, 60 s).",
 )
 @click.option("--keep-stack", is_flag=True, help="Leave Kafka and Redis running afterwards.")
 def demo(frames: int, keep_stack: bool) -> None:
@@ -158,7 +159,7 @@ def demo(frames: int, keep_stack: bool) -> None:
 
     try:
         ok = run_demo(_settings(), frames=frames, keep_stack=keep_stack)
-    except StackError as exc:
+    except (StackError, AssetError) as exc:
         raise click.ClickException(str(exc)) from exc
     sys.exit(0 if ok else 1)
 

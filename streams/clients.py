@@ -33,6 +33,7 @@ def kafka_config(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap.split(","),
         "security_protocol": sec.protocol,
+        "bootstrap_timeout_ms": int(settings.kafka_connect_timeout_s * 1000),
     }
     if sec.sasl_mechanism:
         config["sasl_mechanism"] = sec.sasl_mechanism
@@ -47,12 +48,13 @@ def kafka_config(settings: Settings) -> dict[str, Any]:
 
 def admin_client(settings: Settings, timeout_s: float = 10.0) -> KafkaAdminClient:
     """An admin client; raises ``kafka.errors.NoBrokersAvailable`` if unreachable."""
-    return KafkaAdminClient(
+    options = {
         **kafka_config(settings),
-        request_timeout_ms=int(timeout_s * 1000),
-        bootstrap_timeout_ms=int(timeout_s * 1000),
-        client_id="secmlops-admin",
-    )
+        "request_timeout_ms": int(timeout_s * 1000),
+        "bootstrap_timeout_ms": int(min(timeout_s, settings.kafka_connect_timeout_s) * 1000),
+        "client_id": "secmlops-admin",
+    }
+    return KafkaAdminClient(**options)
 
 
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:

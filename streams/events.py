@@ -328,7 +328,7 @@ def decode(data: bytes, expected: type[E] | None = None) -> E:
         event = _any_decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise InvalidEvent(_classify(str(exc)), str(exc)) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec lets bad UTF-8 through
         raise InvalidEvent("malformed", str(exc)) from None
     if expected is not None and not isinstance(event, expected):
         raise InvalidEvent(

@@ -106,6 +106,7 @@ class Settings:
     kafka_controller_port: int = 19093
     kafka_heap: str = "512m"
     kafka_external_bootstrap: str | None = None
+    kafka_connect_timeout_s: float = 10.0
     kafka_security: KafkaSecurity = KafkaSecurity()
     redis_port: int = 16379
     redis_external_url: str | None = None
@@ -151,6 +152,7 @@ class Settings:
             kafka_controller_port=_int(env, "KAFKA_CONTROLLER_PORT", 19093, 1, 65535),
             kafka_heap=_str(env, "KAFKA_HEAP", "512m") or "512m",
             kafka_external_bootstrap=_str(env, "KAFKA_BOOTSTRAP"),
+            kafka_connect_timeout_s=_float(env, "KAFKA_CONNECT_TIMEOUT", 10.0, 0.5, 600.0),
             kafka_security=security,
             redis_port=_int(env, "REDIS_PORT", 16379, 1, 65535),
             redis_external_url=_str(env, "REDIS_URL"),

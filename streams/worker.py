@@ -7,7 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from streams.settings import Settings
 
 __all__ = ["WorkerProcess", "run_worker"]
 
@@ -53,6 +56,28 @@ class WorkerProcess:
                 env=self.env,
             )
         return self
+
+    def wait_ready(self, settings: Settings, timeout_s: float = 90.0) -> None:
+        """Block until the worker has processed a warm-up frame (group joined, model loaded).
+
+        Raises
+        ------
+        RuntimeError
+            With the tail of the worker's log, when it exits or times out first.
+        """
+        from producers.frames import FrameSender, build_frame
+        from producers.synthetic import pattern_frame
+        from streams.outcome_reader import OutcomeReader
+
+        with OutcomeReader(settings) as reader, FrameSender(settings) as sender:
+            frame = build_frame("warm-up", 0, pattern_frame(0, width=64, height=128))
+            sender.send(frame)
+            sender.flush()
+            deadline = time.monotonic() + timeout_s
+            while self.running and time.monotonic() < deadline:
+                if reader.wait({frame.frame_id}, timeout_s=1.0).count:
+                    return
+        raise RuntimeError(f"the worker did not become ready:\n{self.log_tail()}")
 
     @property
     def running(self) -> bool:

@@ -15,9 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from producers.frames import FrameSender, build_frame
-from producers.synthetic import pattern_frame
-from streams.outcome_reader import OutcomeReader
 from streams.settings import Settings
 from streams.stack import Stack
 from streams.worker import WorkerProcess
@@ -81,12 +78,7 @@ def worker(stack, env, tmp_path_factory):
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     process = WorkerProcess(log, env={**env, "SECMLOPS_WORKER_BATCH_WAIT": "0.02"}).start()
     try:
-        with OutcomeReader(stack.settings) as reader, FrameSender(stack.settings) as sender:
-            frame = build_frame("warm-up", 0, pattern_frame(0, width=64, height=128))
-            sender.send(frame)
-            sender.flush()
-            outcomes = reader.wait({frame.frame_id}, timeout_s=90)
-        assert outcomes.count == 1, f"worker did not start:\n{process.log_tail()}"
+        process.wait_ready(stack.settings)
         yield process
     finally:
         process.stop()

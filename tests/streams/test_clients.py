@@ -8,7 +8,11 @@ from streams.settings import Settings
 
 def test_plaintext_by_default():
     config = kafka_config(Settings.from_env({}))
-    assert config == {"bootstrap_servers": ["127.0.0.1:19092"], "security_protocol": "PLAINTEXT"}
+    assert config == {
+        "bootstrap_servers": ["127.0.0.1:19092"],
+        "security_protocol": "PLAINTEXT",
+        "bootstrap_timeout_ms": 10_000,
+    }
 
 
 def test_tls_and_sasl_pass_through():

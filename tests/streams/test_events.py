@@ -47,7 +47,14 @@ def a_frame(**overrides):
 
 EXAMPLES = [
     a_frame(),
-    Truth(frame_id=new_id(), camera_id="cam-1", seq=1, injection="pgd", params={"eps": 0.03}),
+    Truth(
+        frame_id=new_id(),
+        camera_id="cam-1",
+        seq=1,
+        capture_ts_ns=5,
+        injections=["pgd"],
+        params={"pgd.eps": 0.03},
+    ),
     Prediction(
         frame_id=new_id(),
         camera_id="cam-1",
@@ -163,7 +170,8 @@ def test_garbage_is_rejected_with_a_reason(payload, reason):
         {"width": 0},
         {"height": 100_000},
         {"encoding": "bmp"},
-        {"image": b""},
+        {"image_sha256": "xyz"},
+        {"key_id": "bad id"},
     ],
 )
 def test_frames_breaking_a_field_rule_are_invalid(overrides):
@@ -171,6 +179,34 @@ def test_frames_breaking_a_field_rule_are_invalid(overrides):
     with pytest.raises(InvalidEvent) as err:
         decode(data, Frame)
     assert err.value.reason == "invalid"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"image": b""},  # no image at all
+        {"image_ref": "secmlops:claim:" + "a" * 64, "image_sha256": "a" * 64},  # both ways
+        {"image": b"", "image_ref": "secmlops:claim:x"},  # a reference without its digest
+        {"key_id": "", "signature": b"s" * 32},  # a signature that names no key
+        {"key_id": "k1", "signature": b"short"},
+    ],
+)
+def test_inconsistent_frames_cannot_be_built(overrides):
+    with pytest.raises(ValueError, match=r"image|signature"):
+        a_frame(**overrides)
+
+
+def test_inconsistent_frames_on_the_wire_are_invalid():
+    raw = msgspec.msgpack.decode(encode(a_frame()))
+    raw[8] = b""  # drop the inline image without giving a reference
+    with pytest.raises(InvalidEvent) as err:
+        decode(msgspec.msgpack.encode(raw), Frame)
+    assert err.value.reason == "invalid"
+
+
+def test_a_claim_checked_frame_round_trips():
+    frame = a_frame(image=b"", image_ref="secmlops:claim:" + "b" * 64, image_sha256="b" * 64)
+    assert decode(encode(frame), Frame) == frame
 
 
 def test_an_image_over_the_inline_limit_is_rejected_before_it_is_sent():
