@@ -82,3 +82,51 @@ def worker(stack, env, tmp_path_factory):
         yield process
     finally:
         process.stop()
+
+
+class TopicTail:
+    """Reads a topic from its end at creation time: only what a test produced afterwards."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        from kafka import TopicPartition
+
+        from streams.clients import consumer
+
+        self._consumer = consumer(settings)
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(self._consumer.partitions_for_topic(topic))
+        ]
+        self._consumer.assign(partitions)
+        self._consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            self._consumer.position(tp)
+
+    def collect(self, keep, count: int, timeout_s: float = 60.0) -> list:
+        """Decoded events for which ``keep(event)`` holds, in partition order, until ``count``."""
+        import time
+
+        from streams.events import decode
+
+        found: list = []
+        deadline = time.monotonic() + timeout_s
+        while len(found) < count and time.monotonic() < deadline:
+            for records in self._consumer.poll(timeout_ms=200).values():
+                found += [e for e in (decode(r.value) for r in records) if keep(e)]
+        return found
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+@pytest.fixture
+def tail(stack):
+    """Factory: ``tail(topic)`` starts reading ``topic`` from now on."""
+    tails: list[TopicTail] = []
+
+    def make(topic: str) -> TopicTail:
+        tails.append(TopicTail(stack.settings, topic))
+        return tails[-1]
+
+    yield make
+    for t in tails:
+        t.close()
