@@ -11,38 +11,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from streams.settings import Settings
-from streams.stack import Stack
+from streams.stack import Stack, ephemeral_env
 from streams.stack.java import find_java
 
 
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def one_run(root: Path) -> dict[str, float]:
-    kafka, controller, redis = free_ports(3)
-    settings = Settings.from_env(
-        {
-            **os.environ,
-            "SECMLOPS_STATE_DIR": str(root),
-            "SECMLOPS_KAFKA_PORT": str(kafka),
-            "SECMLOPS_KAFKA_CONTROLLER_PORT": str(controller),
-            "SECMLOPS_REDIS_PORT": str(redis),
-        }
-    )
+    settings = Settings.from_env({**os.environ, **ephemeral_env(root)})
     stack = Stack(settings)
     result = {}
     try:

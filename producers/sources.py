@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import queue
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ import cv2
 import numpy as np
 
 __all__ = ["IMAGE_SUFFIXES", "ImageFolderSource", "SourceError", "SourceFrame", "VideoSource",
-           "interleave", "open_source"]  # fmt: skip
+           "interleave", "open_source", "prefetch"]  # fmt: skip
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -226,3 +228,47 @@ def interleave(sources: Sequence[VideoSource | ImageFolderSource]) -> Iterator[S
     ]
     for _, _, frame in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
         yield frame
+
+
+_END = object()
+
+
+def prefetch(frames: Iterator[SourceFrame], depth: int = 16) -> Iterator[SourceFrame]:
+    """Decode ahead in a background thread, so decoding overlaps encoding and sending.
+
+    OpenCV releases the GIL while it decodes, so on a machine with two or more
+    cores the replay is no longer decode, then encode, then send, one after
+    another.  Errors (a frame that does not decode) are raised here, in order;
+    closing the generator stops the thread.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for frame in frames:
+                while not stop.is_set():
+                    try:
+                        buffer.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            buffer.put(exc)
+
+    thread = threading.Thread(target=produce, name="source-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)

@@ -9,14 +9,44 @@ stopped, only health-checked.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from streams.settings import Settings
 from streams.stack.kafka import KafkaService
 from streams.stack.process import StackError
 from streams.stack.redis import RedisService
 
-__all__ = ["ServiceStatus", "Stack", "StackError"]
+__all__ = ["ServiceStatus", "Stack", "StackError", "ephemeral_env", "free_ports"]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct TCP ports that are free on 127.0.0.1 right now."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def ephemeral_env(state_dir: Path) -> dict[str, str]:
+    """``SECMLOPS_*`` variables for a private stack: its own folder and free ports.
+
+    Tests and benchmarks run on such a stack, so they never touch one a user
+    is running.
+    """
+    kafka, controller, redis, web = free_ports(4)
+    return {
+        "SECMLOPS_STATE_DIR": str(state_dir),
+        "SECMLOPS_KAFKA_PORT": str(kafka),
+        "SECMLOPS_KAFKA_CONTROLLER_PORT": str(controller),
+        "SECMLOPS_REDIS_PORT": str(redis),
+        "SECMLOPS_WORKER_WEB_PORT": str(web),
+    }
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,12 @@ tests against services of your own instead.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
 
 from streams.settings import Settings
-from streams.stack import Stack
+from streams.stack import Stack, ephemeral_env
 from streams.worker import WorkerProcess
 
 
@@ -27,35 +26,12 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
 
 
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def stack_env(state_dir: Path) -> dict[str, str]:
-    """Environment for a private stack: fresh ports, its own state folder."""
-    kafka, controller, redis, web = free_ports(4)
-    return {
-        "SECMLOPS_STATE_DIR": str(state_dir),
-        "SECMLOPS_KAFKA_PORT": str(kafka),
-        "SECMLOPS_KAFKA_CONTROLLER_PORT": str(controller),
-        "SECMLOPS_REDIS_PORT": str(redis),
-        "SECMLOPS_WORKER_WEB_PORT": str(web),
-    }
-
-
 @pytest.fixture(scope="session")
 def env(tmp_path_factory) -> dict[str, str]:
     """The SECMLOPS_* variables of the session's stack (pass them to subprocesses)."""
     if os.environ.get("SECMLOPS_KAFKA_BOOTSTRAP"):
         return {}
-    return stack_env(tmp_path_factory.mktemp("stack"))
+    return ephemeral_env(tmp_path_factory.mktemp("stack"))
 
 
 @pytest.fixture(scope="session")

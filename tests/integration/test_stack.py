@@ -12,9 +12,8 @@ import pytest
 
 from streams.clients import admin_client, redis_client
 from streams.settings import Settings
-from streams.stack import Stack, StackError
+from streams.stack import Stack, StackError, ephemeral_env
 from streams.topics import TOPICS
-from tests.integration.conftest import stack_env
 
 
 def secmlops(env, *args, check=True):
@@ -63,7 +62,7 @@ def test_every_topic_exists_with_its_partition_count(stack):
 
 def test_a_taken_port_is_a_clear_error(stack, tmp_path):
     clash = Settings.from_env(
-        {**stack_env(tmp_path / "other"), "SECMLOPS_KAFKA_PORT": str(stack.settings.kafka_port)}
+        {**ephemeral_env(tmp_path / "other"), "SECMLOPS_KAFKA_PORT": str(stack.settings.kafka_port)}
     )
     with pytest.raises(StackError, match=f"port 127.0.0.1:{stack.settings.kafka_port} is taken"):
         Stack(clash).up(progress=False)
@@ -83,14 +82,14 @@ def test_redis_keeps_its_data_across_a_restart(stack):
 
 
 def test_a_broker_that_cannot_start_is_reported_with_its_log(tmp_path):
-    env = {**stack_env(tmp_path), "SECMLOPS_KAFKA_HEAP": "lots"}
+    env = {**ephemeral_env(tmp_path), "SECMLOPS_KAFKA_HEAP": "lots"}
     with pytest.raises(StackError, match="exited during startup") as err:
         Stack(Settings.from_env({**os.environ, **env})).up(progress=False)
     assert "heap" in str(err.value).lower()
 
 
 def test_up_status_down_from_the_command_line_leaves_nothing_running(tmp_path):
-    env = stack_env(tmp_path)
+    env = ephemeral_env(tmp_path)
     up = secmlops(env, "stack", "up", "--quiet")
     assert "kafka: started" in up.stdout
     status = json.loads(secmlops(env, "stack", "status", "--json").stdout)

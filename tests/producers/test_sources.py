@@ -100,3 +100,26 @@ def test_the_sample_drive_opens_as_a_1799_frame_video(sample_drive):
     first = next(source.frames())
     assert first.image.shape == (360, 640, 3)
     assert np.asarray(first.image).std() > 10
+
+
+def test_prefetch_keeps_order_and_raises_source_errors_in_place(tmp_path):
+    from producers.sources import prefetch
+
+    folder = write_images(tmp_path / "imgs", 5)
+    (folder / "img3.png").write_bytes(b"broken")
+    frames = prefetch(open_source(folder, "cam").frames(), depth=2)
+    assert [next(frames).number for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(SourceError, match="img3"):
+        next(frames)
+
+
+def test_closing_a_prefetch_stops_its_thread(tmp_path):
+    import threading
+
+    from producers.sources import prefetch
+
+    source = open_source(write_video(tmp_path / "v.avi", 30), "cam", loop=True)
+    frames = prefetch(source.frames(), depth=2)
+    next(frames)
+    frames.close()
+    assert not any(t.name == "source-prefetch" for t in threading.enumerate())
