@@ -61,8 +61,9 @@ down: $(STAMP)  ## Stop them.
 status: $(STAMP)  ## Show their health.
 	$(BIN)/secmlops stack status
 
-bench: $(STAMP) system-deps  ## Benchmarks; paste the tables into docs/benchmarks.md.
+bench: $(STAMP) system-deps  ## Benchmarks (minutes); the tables go into docs/benchmarks.md.
 	$(BIN)/python bench/stack_startup.py --runs 3
+	$(BIN)/python bench/replay.py --frames 600 --repeats 5
 
 clean:  ## Remove .venv and caches (the stack's state in ~/.local/state/secmlops stays).
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

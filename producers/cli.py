@@ -161,7 +161,7 @@ def replay(sources: tuple[str, ...], cameras: tuple[str, ...], speed: float, fas
     from producers.frames import FrameSender
     from producers.injection import Drill, SpecError, load_schedule, parse_spec
     from producers.replay import Replayer, ReplayOptions
-    from producers.sources import SourceError, interleave, open_source
+    from producers.sources import SourceError, interleave, open_source, prefetch
     from streams.signing import Keyring, SigningKeyError
 
     settings = _settings()
@@ -195,9 +195,8 @@ def replay(sources: tuple[str, ...], cameras: tuple[str, ...], speed: float, fas
     total = None if loop else sum(s.expected or 0 for s in opened) or None
     try:
         with FrameSender(settings, keyring) as sender:
-            summary = Replayer(sender, options, drill).run(
-                interleave(opened), total=total, progress=not quiet
-            )
+            frames = prefetch(interleave(opened))  # decoding overlaps encoding and sending
+            summary = Replayer(sender, options, drill).run(frames, total=total, progress=not quiet)
     except Exception as exc:  # broker unreachable at start, and the like
         from kafka.errors import KafkaError
 

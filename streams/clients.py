@@ -58,11 +58,17 @@ def admin_client(settings: Settings, timeout_s: float = 10.0) -> KafkaAdminClien
 
 
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
-    """An idempotent, acks=all producer (no duplicates on retry, no silent loss)."""
+    """An idempotent, acks=all producer (no duplicates on retry, no silent loss).
+
+    Batches are 512 KiB: a frame is about 40 KB, so kafka-python's default
+    16 KiB batch held no frame at all and sent each in its own request, which
+    halved replay throughput on a 2-core machine (docs/benchmarks.md).
+    """
     options: dict[str, Any] = {
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": 5,
+        "batch_size": 524_288,
         "max_request_size": 1_048_576,
         "client_id": "secmlops-producer",
     }
