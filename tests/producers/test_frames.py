@@ -23,3 +23,47 @@ def test_every_frame_gets_its_own_id():
 
 def test_the_pattern_moves_between_frames():
     assert (pattern_frame(0) != pattern_frame(1)).mean() > 0.5
+
+
+class FailingFuture:
+    def __init__(self, error):
+        self.error = error
+
+    def add_errback(self, callback):
+        callback(self.error)
+        return self
+
+
+class BrokenProducer:
+    """A producer whose broker never acknowledges (a pure unit-test double)."""
+
+    def __init__(self, **_):
+        pass
+
+    def send(self, topic, key=None, value=None):
+        if key == b"full":
+            raise TimeoutError("buffer full")
+        return FailingFuture(RuntimeError("NotEnoughReplicas"))
+
+    def flush(self, timeout=None):
+        pass
+
+    def close(self, timeout=None):
+        pass
+
+
+def test_undelivered_frames_are_counted_and_reported_on_flush(monkeypatch):
+    import pytest
+
+    from producers.frames import DeliveryError, FrameSender
+    from streams.settings import Settings
+
+    monkeypatch.setattr("producers.frames.producer", lambda settings, **kw: BrokenProducer())
+    sender = FrameSender(Settings.from_env({}))
+    sender.send(build_frame("cam", 0, pattern_frame(0)))
+    sender.send_raw(b"full", b"x")
+    assert len(sender.failures) == 2
+    with pytest.raises(
+        DeliveryError, match=r"2 records not delivered: pds\.frames: NotEnoughReplicas"
+    ):
+        sender.flush()
