@@ -42,8 +42,8 @@ test: $(STAMP) system-deps lint  ## Lint, then the whole test suite (unit + inte
 	$(BIN)/pytest
 
 lint: $(STAMP)  ## ruff lint and format check.
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check --no-cache .
+	$(BIN)/ruff format --no-cache --check .
 
 format: $(STAMP)  ## Apply ruff's fixes and formatting.
 	$(BIN)/ruff check --fix .

@@ -44,6 +44,7 @@ class Adversary:
         if model not in ATTACK_MODELS:
             raise ValueError(f"no differentiable model {model!r}; choose one of {ATTACK_MODELS}")
         import torch
+
         from detectors.models.hog_torch import TorchHog
 
         self._torch = torch
