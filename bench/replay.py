@@ -49,10 +49,18 @@ def frames_of(drive: Path, n: int) -> list:
 
 def events(jpegs: list[bytes], camera: str) -> list[Frame]:
     return [
-        Frame(frame_id=new_id(), camera_id=camera, seq=i, capture_ts_ns=time.time_ns(),
-              width=640, height=360, encoding="jpeg", image=jpeg)
+        Frame(
+            frame_id=new_id(),
+            camera_id=camera,
+            seq=i,
+            capture_ts_ns=time.time_ns(),
+            width=640,
+            height=360,
+            encoding="jpeg",
+            image=jpeg,
+        )
         for i, jpeg in enumerate(jpegs)
-    ]  # fmt: skip
+    ]
 
 
 def bare_send(settings: Settings, values: list[bytes]) -> float:

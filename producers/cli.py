@@ -137,11 +137,26 @@ def _camera_id(path: Path) -> str:
 @click.option("--unsigned", is_flag=True, help="Send without signatures (no key needed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def replay(sources: tuple[str, ...], cameras: tuple[str, ...], speed: float, fast: bool,
-           loop: bool, start: int, end: int | None, max_frames: int | None,
-           resize: tuple[int, int] | None, encoding: str, quality: int, injects: tuple[str, ...],
-           schedule: Path | None, attack_device: str | None, timestamps: Path | None,
-           unsigned: bool, as_json: bool, quiet: bool) -> None:  # fmt: skip
+def replay(
+    sources: tuple[str, ...],
+    cameras: tuple[str, ...],
+    speed: float,
+    fast: bool,
+    loop: bool,
+    start: int,
+    end: int | None,
+    max_frames: int | None,
+    resize: tuple[int, int] | None,
+    encoding: str,
+    quality: int,
+    injects: tuple[str, ...],
+    schedule: Path | None,
+    attack_device: str | None,
+    timestamps: Path | None,
+    unsigned: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Replay recorded footage into pds.frames, signed, optionally with injected attacks.
 
     SOURCE is a video file, a folder of images, or asset:NAME (e.g.

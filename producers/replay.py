@@ -175,11 +175,17 @@ class Replayer:
         t3 = time.perf_counter()
         delivered = self._deliver(camera, event, value, kinds, params)
         if self.drill:
-            self.sender.send_truth(Truth(
-                frame_id=event.frame_id, camera_id=cam_id, seq=event.seq,
-                capture_ts_ns=event.capture_ts_ns, injections=sorted(kinds), params=params,
-                delivered=delivered,
-            ))  # fmt: skip
+            self.sender.send_truth(
+                Truth(
+                    frame_id=event.frame_id,
+                    camera_id=cam_id,
+                    seq=event.seq,
+                    capture_ts_ns=event.capture_ts_ns,
+                    injections=sorted(kinds),
+                    params=params,
+                    delivered=delivered,
+                )
+            )
             summary.truth_records += 1
         stages = summary.stage_s
         stages["inject"] += t1 - t0

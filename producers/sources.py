@@ -21,8 +21,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["IMAGE_SUFFIXES", "ImageFolderSource", "SourceError", "SourceFrame", "VideoSource",
-           "interleave", "open_source", "prefetch"]  # fmt: skip
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ImageFolderSource",
+    "SourceError",
+    "SourceFrame",
+    "VideoSource",
+    "interleave",
+    "open_source",
+    "prefetch",
+]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 

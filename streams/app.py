@@ -84,3 +84,4 @@ def faust_topic(spec: TopicSpec) -> faust.TopicT:
 frames_topic = faust_topic(TOPICS.frames)
 predictions_topic = faust_topic(TOPICS.predictions)
 deadletter_topic = faust_topic(TOPICS.deadletter)
+control_topic = faust_topic(TOPICS.control)

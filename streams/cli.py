@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from model_store.cli import models
 from producers.cli import data, keys, replay
 from streams.assets import AssetError
 from streams.settings import Settings, SettingsError
@@ -164,7 +165,7 @@ def demo(frames: int, keep_stack: bool) -> None:
     sys.exit(0 if ok else 1)
 
 
-for _command in (data, keys, replay):
+for _command in (data, keys, models, replay):
     cli.add_command(_command)
 
 

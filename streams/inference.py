@@ -17,6 +17,7 @@ from detectors.models.base import Detector
 from streams.claimcheck import ClaimCheckError
 from streams.events import Box, Frame, InvalidEvent, Prediction, Timing, decode
 from streams.outcomes import Rejected
+from streams.signing import Keyring
 
 __all__ = ["ImageFetcher", "predict_batch"]
 
@@ -36,6 +37,8 @@ def predict_batch(
     detector: Detector,
     payloads: Sequence[bytes],
     received_ns: Sequence[int],
+    *,
+    keyring: Keyring | None = None,
     fetch_image: ImageFetcher | None = None,
 ) -> list[Prediction | Rejected]:
     """Decode, validate and run ``detector`` on a batch of raw frame records.
@@ -49,6 +52,10 @@ def predict_batch(
     received_ns
         When each record reached the broker (its Kafka timestamp), for the
         queueing time in the prediction's timing breakdown.
+    keyring
+        Frame keys: a frame whose signature does not verify is rejected before
+        its image is decoded (reason ``unsigned``, ``bad_signature`` or
+        ``unknown_key``).  None skips the check (tests of the model only).
     fetch_image
         Resolves claim-checked images; without it such frames are rejected.
 
@@ -67,6 +74,11 @@ def predict_batch(
         except InvalidEvent as exc:
             outcomes[i] = Rejected(exc.reason, exc.detail)
             continue
+        if keyring is not None:
+            verdict = keyring.verify(frame)
+            if verdict != "ok":
+                outcomes[i] = Rejected(verdict, _WHY[verdict], frame.frame_id)
+                continue
         try:
             data = frame.image or _claimed(frame, fetch_image)
             images.append(decode_image(data, width=frame.width, height=frame.height))
@@ -104,6 +116,13 @@ def predict_batch(
                 ),
             )
     return outcomes  # type: ignore[return-value]
+
+
+_WHY = {
+    "unsigned": "the frame carries no signature; it was not inferred",
+    "bad_signature": "the signature does not match the frame; it was not inferred",
+    "unknown_key": "the frame names a signing key this worker does not have; it was not inferred",
+}
 
 
 def _claimed(frame: Frame, fetch_image: ImageFetcher | None) -> bytes:

@@ -56,6 +56,13 @@ def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: flo
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (env.get(ENV_PREFIX + name) or default).lower()
+    if value not in allowed:
+        raise SettingsError(f"{ENV_PREFIX}{name}={value!r}; expected one of {', '.join(allowed)}")
+    return value
+
+
 def _str(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
     raw = env.get(ENV_PREFIX + name)
     return raw if raw else default
@@ -122,6 +129,12 @@ class Settings:
     frame_key_id: str = "k1"
     frame_keys_file: Path | None = None
     claim_check_ttl_s: int = 3600
+    model_name: str = "pedestrian"
+    model_signing_key: str | None = field(default=None, repr=False)
+    model_trusted_keys: tuple[str, ...] = ()
+    device: str = "auto"
+    half: bool = True
+    actor: str = "unknown"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -170,6 +183,14 @@ class Settings:
             if (keys_file := _str(env, "FRAME_KEYS_FILE"))
             else None,
             claim_check_ttl_s=_int(env, "CLAIM_CHECK_TTL", 3600, 10, 30 * 86400),
+            model_name=_str(env, "MODEL_NAME", "pedestrian") or "pedestrian",
+            model_signing_key=_str(env, "MODEL_SIGNING_KEY"),
+            model_trusted_keys=tuple(
+                k.strip() for k in (_str(env, "MODEL_TRUSTED_KEYS") or "").split(",") if k.strip()
+            ),
+            device=_choice(env, "DEVICE", "auto", ("auto", "cpu", "cuda")),
+            half=_choice(env, "HALF", "1", ("0", "1")) == "1",
+            actor=_str(env, "ACTOR") or env.get("USER") or "unknown",
         )
 
     @property

@@ -68,8 +68,10 @@ class WorkerProcess:
         from producers.frames import FrameSender, build_frame
         from producers.synthetic import pattern_frame
         from streams.outcome_reader import OutcomeReader
+        from streams.signing import Keyring
 
-        with OutcomeReader(settings) as reader, FrameSender(settings) as sender:
+        keyring = Keyring.from_settings(settings)
+        with OutcomeReader(settings) as reader, FrameSender(settings, keyring) as sender:
             frame = build_frame("warm-up", 0, pattern_frame(0, width=64, height=128))
             sender.send(frame)
             sender.flush()

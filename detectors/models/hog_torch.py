@@ -101,7 +101,9 @@ class TorchHog(HogSearch):
 
     Takes the keyword arguments of :class:`~detectors.models.hog_search.HogSearch`
     (``padding`` is rounded up to a multiple of ``gcd(win_stride, 8)``, as OpenCV
-    does), and ``device``, the torch device the computation runs on.
+    does), ``device``, the torch device the computation runs on, ``svm``, the 3781
+    linear-SVM coefficients in OpenCV's layout (default: OpenCV's pretrained people
+    detector; the model store passes them from a signed artifact), and ``version``.
 
     Examples
     --------
@@ -114,10 +116,17 @@ class TorchHog(HogSearch):
     """
 
     name = "hog-torch"
-    version = "1"
 
-    def __init__(self, *, device: str | torch.device = "cpu", **search: float) -> None:
+    def __init__(
+        self,
+        *,
+        device: str | torch.device = "cpu",
+        svm: np.ndarray | None = None,
+        version: str = "1",
+        **search: float,
+    ) -> None:
         super().__init__(**search)  # type: ignore[arg-type]
+        self.version = version
         win_stride, padding = self.win_stride, self.padding
         self.device = torch.device(device)
         self._chunk = _CHUNK_PIXELS if self.device.type == "cpu" else 64 * _CHUNK_PIXELS
@@ -131,7 +140,11 @@ class TorchHog(HogSearch):
         ]
         f = torch.from_numpy(np.stack(f).astype(np.float32)).to(self.device)
         self._kx, self._ky = f.view(2, 1, 1, _BLOCK), f.view(2, 1, _BLOCK, 1)
-        svm = cv2.HOGDescriptor_getDefaultPeopleDetector().astype(np.float32).ravel()
+        if svm is None:
+            svm = cv2.HOGDescriptor_getDefaultPeopleDetector()
+        svm = np.asarray(svm, dtype=np.float32).ravel()
+        if svm.shape != (3781,):
+            raise ValueError(f"the SVM needs 3780 weights and a bias, got {svm.size} values")
         # OpenCV orders blocks x-major (7 × 15), then cells cx * 2 + cy, then bins.  Ours:
         # rows (by, bx), flipped for F.fold; columns bin * 4 + cx * 2 + cy, as the convs make.
         weights = svm[:3780].reshape(7, 15, 2, 2, _NBINS).transpose(1, 0, 4, 2, 3)[::-1, ::-1]

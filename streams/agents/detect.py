@@ -1,8 +1,11 @@
 """The detector agent: frames in, one prediction (or one dead letter) out per frame.
 
 Batches are taken with ``take_events`` so that offsets are acknowledged only
-after the whole batch has been handled, and the model runs in a one-thread
-executor so the event loop (heartbeats, commits, timers) never blocks.
+after the whole batch has been handled; the model runs in a one-thread
+executor per device so the event loop (heartbeats, commits, timers) never
+blocks.  Before each batch the served model is swapped if the registry's
+active version moved (:mod:`streams.serving`); each frame's signature is
+checked before its image is even decoded.
 """
 
 from __future__ import annotations
@@ -10,31 +13,42 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache, partial
 
 import faust
 
-from detectors.models.base import Detector
-from detectors.models.hog_opencv import OpenCVHog
+from model_store.registry import Registry
+from model_store.signing import Verifier
 from streams import claimcheck
-from streams.app import app, deadletter_topic, frames_topic, predictions_topic, settings
+from streams.app import app, control_topic, deadletter_topic, frames_topic, predictions_topic
+from streams.app import settings as app_settings
 from streams.clients import redis_client
-from streams.events import InvalidEvent, Prediction, encode
+from streams.events import Control, InvalidEvent, Prediction, decode, encode
 from streams.inference import predict_batch
 from streams.outcomes import Rejected, dead_letter
+from streams.serving import ModelServer, resolve_device
+from streams.signing import Keyring
 
-__all__ = ["detect_pedestrians"]
+__all__ = ["apply_control", "detect_pedestrians"]
 
 log = logging.getLogger(__name__)
 
-# One thread per device: the model is not re-entrant and a second thread on
-# the same device would only contend for it.
-_cpu_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detector-cpu")
+
+@cache
+def executor(device: str) -> ThreadPoolExecutor:
+    """One thread per device: a model is not re-entrant, and a second thread would contend."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"detector-{device}")
 
 
-def _load_detector() -> Detector:
-    detector = OpenCVHog()
-    log.info("detector %s %s loaded", detector.name, detector.version)
-    return detector
+@cache
+def model_server() -> ModelServer:
+    registry = Registry(redis_client(app_settings), Verifier.from_settings(app_settings))
+    return ModelServer(
+        registry,
+        app_settings.model_name,
+        device=resolve_device(app_settings.device),
+        half=app_settings.half,
+    )
 
 
 async def _send_outcome(event: faust.EventT, outcome: Prediction | Rejected) -> None:
@@ -60,23 +74,53 @@ async def _send_outcome(event: faust.EventT, outcome: Prediction | Rejected) -> 
 @app.agent(frames_topic, concurrency=1)
 async def detect_pedestrians(stream: faust.StreamT) -> None:
     loop = asyncio.get_running_loop()
-    detector = await loop.run_in_executor(_cpu_executor, _load_detector)
-    images = redis_client(settings)
-
-    def fetch_image(ref: str, sha256: str) -> bytes:
-        return claimcheck.fetch(images, ref, sha256)
-
+    keyring = Keyring.from_settings(app_settings)
+    images = redis_client(app_settings)
+    fetch_image = partial(claimcheck.fetch, images)
+    server = model_server()
+    pool = executor(server.device)
+    await loop.run_in_executor(pool, server.current)  # fail at start, not at the first frame
     async for events in stream.take_events(
-        settings.worker_batch_size, within=settings.worker_batch_wait_s
+        app_settings.worker_batch_size, within=app_settings.worker_batch_wait_s
     ):
         payloads = [event.message.value or b"" for event in events]
         received = [int(event.message.timestamp * 1e9) for event in events]
         try:
+            served = await loop.run_in_executor(pool, server.current)
             outcomes = await loop.run_in_executor(
-                _cpu_executor, predict_batch, detector, payloads, received, fetch_image
+                pool,
+                partial(
+                    predict_batch,
+                    served.detector,
+                    payloads,
+                    received,
+                    keyring=keyring,
+                    fetch_image=fetch_image,
+                ),
             )
-        except Exception as exc:
+        except Exception as exc:  # never crash on one batch
             log.exception("batch of %d frames failed", len(events))
             outcomes = [Rejected("internal_error", f"{type(exc).__name__}: {exc}")] * len(events)
         for event, outcome in zip(events, outcomes, strict=True):
             await _send_outcome(event, outcome)
+
+
+@app.agent(control_topic, concurrency=1)
+async def apply_control(stream: faust.StreamT) -> None:
+    """Promote and rollback commands: check the registry before the next batch."""
+    async for value in stream:
+        try:
+            command = decode(value, Control)
+        except InvalidEvent as exc:
+            log.warning("ignoring an invalid control record: %s", exc)
+            continue
+        if command.model == app_settings.model_name:
+            log.info(
+                "%s %s@%s by %s: %s",
+                command.command,
+                command.model,
+                command.version,
+                command.actor,
+                command.reason,
+            )
+            model_server().poke()

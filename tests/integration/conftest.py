@@ -14,9 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from model_store.setup import setup_models
+from model_store.signing import new_key_pair
 from streams.settings import Settings
+from streams.signing import Keyring, generate_key
 from streams.stack import Stack, ephemeral_env
 from streams.worker import WorkerProcess
+
+# The models registered for the session; the last one serves.
+MODELS = ("hog",)
 
 
 def pytest_collection_modifyitems(items):
@@ -28,10 +34,20 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def env(tmp_path_factory) -> dict[str, str]:
-    """The SECMLOPS_* variables of the session's stack (pass them to subprocesses)."""
+    """The SECMLOPS_* variables of the session's stack (pass them to subprocesses).
+
+    Fresh keys every session: frame signing, and a model signing key pair.
+    """
+    pair = new_key_pair()
+    keys = {
+        "SECMLOPS_FRAME_KEY": generate_key(),
+        "SECMLOPS_MODEL_SIGNING_KEY": pair.private_hex,
+        "SECMLOPS_MODEL_TRUSTED_KEYS": pair.public_hex,
+        "SECMLOPS_MODEL_NAME": "pedestrian-test",
+    }
     if os.environ.get("SECMLOPS_KAFKA_BOOTSTRAP"):
-        return {}
-    return ephemeral_env(tmp_path_factory.mktemp("stack"))
+        return keys
+    return {**ephemeral_env(tmp_path_factory.mktemp("stack")), **keys}
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +60,8 @@ def stack(settings):
     """The running stack; stopped (with nothing left behind) at the end of the session."""
     stack = Stack(settings)
     stack.up(progress=False)
+    for _ in setup_models(settings, which=MODELS):
+        pass
     yield stack
     stack.down()
 
@@ -106,3 +124,9 @@ def tail(stack):
     yield make
     for t in tails:
         t.close()
+
+
+@pytest.fixture(scope="session")
+def keyring(settings) -> Keyring:
+    """The session's frame-signing keys (the worker verifies with the same)."""
+    return Keyring.from_settings(settings)

@@ -39,11 +39,13 @@ def test_an_expired_image_is_reported(redis):
         claimcheck.fetch(redis, ref, digest)
 
 
-def test_an_oversized_frame_goes_by_reference_and_still_gets_a_prediction(worker, settings):
+def test_an_oversized_frame_goes_by_reference_and_still_gets_a_prediction(
+    worker, settings, keyring
+):
     noisy = np.random.default_rng(0).integers(0, 255, (1080, 1920, 3), dtype=np.uint8)
     frame = build_frame("big-cam", 0, noisy, encoding="png")
     assert len(frame.image) > MAX_IMAGE_BYTES
-    with OutcomeReader(settings) as reader, FrameSender(settings) as sender:
+    with OutcomeReader(settings) as reader, FrameSender(settings, keyring) as sender:
         sent = sender.send(frame)
         assert sent.image == b""
         assert sent.image_ref.startswith(claimcheck.PREFIX)

@@ -107,13 +107,23 @@ def test_ctrl_c_flushes_what_was_read_and_exits_130(stack, env, tail):
     cam = camera()
     frames_tail = tail(TOPICS.frames.name)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "replay", "asset:sample-drive", "--loop",
-         "-c", cam, "-q", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "replay",
+            "asset:sample-drive",
+            "--loop",
+            "-c",
+            cam,
+            "-q",
+            "--json",
+        ],
         env={**os.environ, **env, "SECMLOPS_FRAME_KEY": KEY},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     time.sleep(6)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)

@@ -17,8 +17,8 @@ def camera() -> str:
     return f"it-{uuid.uuid4().hex[:8]}"
 
 
-def send_frames(settings, cam, n, start=0):
-    with FrameSender(settings) as sender:
+def send_frames(settings, keyring, cam, n, start=0):
+    with FrameSender(settings, keyring) as sender:
         frames = [
             build_frame(cam, seq, pattern_frame(seq, width=160, height=128))
             for seq in range(start, start + n)
@@ -28,10 +28,10 @@ def send_frames(settings, cam, n, start=0):
     return frames
 
 
-def test_n_frames_in_n_predictions_out(worker, settings):
+def test_n_frames_in_n_predictions_out(worker, settings, keyring):
     cam = camera()
     with OutcomeReader(settings) as reader:
-        frames = send_frames(settings, cam, 50)
+        frames = send_frames(settings, keyring, cam, 50)
         outcomes = reader.wait({f.frame_id for f in frames}, timeout_s=120)
     assert len(outcomes.predictions) == 50
     assert outcomes.dead_letters == []
@@ -39,18 +39,19 @@ def test_n_frames_in_n_predictions_out(worker, settings):
     for frame in frames:
         prediction = outcomes.predictions[frame.frame_id]
         assert (prediction.camera_id, prediction.seq) == (cam, frame.seq)
-        assert prediction.model == "hog-opencv"
+        assert prediction.model == "hog-torch"
+        assert prediction.model_version == "1"
 
 
-def test_a_malformed_event_is_dead_lettered_and_the_worker_keeps_running(worker, settings):
+def test_a_malformed_event_is_dead_lettered_and_the_worker_keeps_running(worker, settings, keyring):
     cam = camera()
     garbage = b"\x92\xa7frame/1\xc0 definitely not a frame"
     corrupt = msgspec.structs.replace(build_frame(cam, 0, pattern_frame(0)), image=b"\xff\xd8 bad")
     with OutcomeReader(settings) as reader:
-        with FrameSender(settings) as sender:
+        with FrameSender(settings, keyring) as sender:
             sender.send_raw(cam.encode(), garbage)
             sender.send(corrupt)
-        after = send_frames(settings, cam, 10, start=1)
+        after = send_frames(settings, keyring, cam, 10, start=1)
         outcomes = reader.wait(
             {corrupt.frame_id, *(f.frame_id for f in after)},
             dead_letter_hashes={hashlib.sha256(garbage).hexdigest()},
