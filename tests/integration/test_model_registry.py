@@ -12,7 +12,6 @@ from model_store.registry import Registry
 from model_store.signing import Signer, Verifier, new_key_pair
 from streams.clients import redis_client
 
-
 PAIR = new_key_pair()
 SIGNER = Signer(PAIR.private_hex)
 
