@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from detectors.imaging import decode_image, encode_jpeg
+from detectors.models.base import Detector
 from model_store.catalog import build_detector
 from model_store.registry import Registry
 from model_store.setup import setup_models
@@ -40,7 +41,7 @@ from streams.stack import Stack, ephemeral_env
 from streams.worker import WorkerProcess
 
 
-def bare(detector, jpegs: list[bytes], batch: int) -> float:
+def bare(detector: Detector, jpegs: list[bytes], batch: int) -> float:
     t0 = time.perf_counter()
     for i in range(0, len(jpegs), batch):
         images = [decode_image(j, width=640, height=360) for j in jpegs[i : i + batch]]
