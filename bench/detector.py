@@ -31,14 +31,14 @@ from detectors.models.base import Detector
 from model_store.catalog import build_detector
 from model_store.registry import Registry
 from model_store.setup import setup_models
-from model_store.signing import Verifier, new_key_pair
+from model_store.signing import Verifier, throwaway_keys
 from producers.frames import FrameSender, build_frame
 from producers.sources import open_source
 from streams.assets import ASSETS, fetch_asset
 from streams.clients import redis_client
 from streams.outcome_reader import OutcomeReader
 from streams.settings import Settings
-from streams.signing import Keyring, generate_key
+from streams.signing import Keyring
 from streams.stack import Stack, ephemeral_env
 from streams.worker import WorkerProcess
 
@@ -104,13 +104,7 @@ def main() -> None:
     base = Settings.from_env()
     drive = fetch_asset(ASSETS["sample-drive"], base.cache_dir, quiet=True)
     jpegs = [encode_jpeg(f.image, 90) for f in open_source(drive, "b", end=args.frames).frames()]
-    pair = new_key_pair()
-    keys = {
-        "SECMLOPS_FRAME_KEY": generate_key(),
-        "SECMLOPS_MODEL_SIGNING_KEY": pair.private_hex,
-        "SECMLOPS_MODEL_TRUSTED_KEYS": pair.public_hex,
-        "SECMLOPS_DEVICE": "cpu",
-    }
+    keys = {**throwaway_keys(), "SECMLOPS_DEVICE": "cpu"}
     rows = []
     with tempfile.TemporaryDirectory(prefix="secmlops-bench-") as tmp:
         env = {**ephemeral_env(Path(tmp)), **keys}

@@ -9,16 +9,10 @@ from pathlib import Path
 import click
 
 from model_store.errors import ModelStoreError
-from streams.settings import Settings, SettingsError
+from streams.cli_support import cli_settings
+from streams.settings import Settings
 
 __all__ = ["models"]
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def _registry(settings: Settings):  # noqa: ANN202 - imported lazily
@@ -103,7 +97,7 @@ def build(
     from model_store.signing import Signer
     from streams.assets import ASSETS, AssetError, fetch_asset
 
-    settings = _settings()
+    settings = cli_settings()
     signer = Signer.from_settings(settings)
     if architecture == "hog":
         parts = hog_parts()
@@ -134,7 +128,7 @@ def register(folder: Path, reason: str) -> None:
     """Verify an artifact folder and store it as the next version."""
     from model_store.artifacts import Artifact
 
-    settings = _settings()
+    settings = cli_settings()
     version = _registry(settings).register(
         settings.model_name, Artifact.load(folder), actor=settings.actor, reason=reason
     )
@@ -145,7 +139,7 @@ def register(folder: Path, reason: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def list_(as_json: bool) -> None:
     """Every version: architecture, signer, status, which one serves."""
-    settings = _settings()
+    settings = cli_settings()
     infos = _registry(settings).versions(settings.model_name)
     if as_json:
         click.echo(json.dumps([i.as_dict() for i in infos], indent=2))
@@ -165,7 +159,7 @@ def list_(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def show(version: str, as_json: bool) -> None:
     """One version's manifest, registration record and the activation history."""
-    settings = _settings()
+    settings = cli_settings()
     registry = _registry(settings)
     doc = {
         "info": registry.info(settings.model_name, version).as_dict(),
@@ -190,7 +184,7 @@ def _pretty(doc: dict) -> str:
 @click.option("--reason", default="", help="Why, for the audit log.")
 def promote(version: str, reason: str) -> None:
     """Make VERSION serve; workers switch between batches."""
-    settings = _settings()
+    settings = cli_settings()
     previous = _registry(settings).promote(
         settings.model_name, version, actor=settings.actor, reason=reason
     )
@@ -203,7 +197,7 @@ def promote(version: str, reason: str) -> None:
 @click.option("--reason", required=True, help="Why, for the audit log.")
 def rollback(target: str | None, reason: str) -> None:
     """Serve the last known-good version again; the current one is marked bad."""
-    settings = _settings()
+    settings = cli_settings()
     old, new = _registry(settings).rollback(
         settings.model_name, actor=settings.actor, reason=reason, to=target
     )
@@ -218,7 +212,7 @@ def verify(target: str) -> None:
     from model_store.artifacts import Artifact
     from model_store.signing import Verifier
 
-    settings = _settings()
+    settings = cli_settings()
     if Path(target).is_dir():
         artifact = Artifact.load(Path(target))
         artifact.verify(Verifier.from_settings(settings))
@@ -234,7 +228,7 @@ def verify(target: str) -> None:
 @click.option("--count", "-n", default=20, show_default=True)
 def audit(count: int) -> None:
     """Who did what to which model, when and why (newest first)."""
-    for e in _registry(_settings()).audit(count):
+    for e in _registry(cli_settings()).audit(count):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
         click.echo(f"{when}  {e.actor:12} {e.action:9} {e.model}@{e.version}  {e.reason}")
 
@@ -244,6 +238,6 @@ def setup() -> None:
     """Build, sign and register both real models (hog, then ssdlite); promote hog first."""
     from model_store.setup import setup_models
 
-    settings = _settings()
+    settings = cli_settings()
     for line in setup_models(settings):
         click.echo(line)

@@ -26,7 +26,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from model_store.errors import ModelStoreError, UntrustedModelError
 from streams.settings import Settings
 
-__all__ = ["KeyPair", "Signer", "Verifier", "canonical", "key_id", "new_key_pair"]
+__all__ = [
+    "KeyPair",
+    "Signer",
+    "Verifier",
+    "canonical",
+    "key_id",
+    "new_key_pair",
+    "throwaway_keys",
+]
 
 
 def canonical(manifest: Mapping[str, object]) -> bytes:
@@ -123,3 +131,15 @@ class Verifier:
             raise UntrustedModelError(
                 "the manifest signature does not verify: the artifact was changed after signing"
             ) from None
+
+
+def throwaway_keys() -> dict[str, str]:
+    """Fresh frame and model keys as ``SECMLOPS_*`` variables, for tests, benchmarks, demos."""
+    from streams.signing import generate_key
+
+    pair = new_key_pair()
+    return {
+        "SECMLOPS_FRAME_KEY": generate_key(),
+        "SECMLOPS_MODEL_SIGNING_KEY": pair.private_hex,
+        "SECMLOPS_MODEL_TRUSTED_KEYS": pair.public_hex,
+    }

@@ -10,16 +10,10 @@ from pathlib import Path
 import click
 
 from streams.assets import ASSETS, AssetError, asset_path, fetch_asset
-from streams.settings import Settings, SettingsError
+from streams.cli_support import cli_settings
+from streams.settings import Settings
 
 __all__ = ["data", "keys", "replay"]
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 @click.group()
@@ -30,7 +24,7 @@ def data() -> None:
 @data.command("list")
 def data_list() -> None:
     """The known assets, their source and whether they are cached."""
-    cache = _settings().cache_dir
+    cache = cli_settings().cache_dir
     for asset in ASSETS.values():
         here = asset_path(asset, cache).exists()
         click.echo(
@@ -44,7 +38,7 @@ def data_list() -> None:
 @click.argument("names", nargs=-1)
 def data_fetch(names: tuple[str, ...]) -> None:
     """Download and verify assets (default: sample-drive) into the cache."""
-    cache = _settings().cache_dir
+    cache = cli_settings().cache_dir
     for name in names or ("sample-drive",):
         if name not in ASSETS:
             raise click.ClickException(f"unknown asset {name!r}; known: {', '.join(ASSETS)}")
@@ -62,7 +56,7 @@ def data_path(name: str) -> None:
     if name not in ASSETS:
         raise click.ClickException(f"unknown asset {name!r}; known: {', '.join(ASSETS)}")
     try:
-        click.echo(fetch_asset(ASSETS[name], _settings().cache_dir, quiet=True))
+        click.echo(fetch_asset(ASSETS[name], cli_settings().cache_dir, quiet=True))
     except AssetError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -179,7 +173,7 @@ def replay(
     from producers.sources import SourceError, interleave, open_source, prefetch
     from streams.signing import Keyring, SigningKeyError
 
-    settings = _settings()
+    settings = cli_settings()
     if cameras and len(cameras) != len(sources):
         raise click.UsageError(f"{len(cameras)} --camera ids for {len(sources)} sources")
     try:

@@ -14,17 +14,10 @@ import click
 from model_store.cli import models
 from producers.cli import data, keys, replay
 from streams.assets import AssetError
-from streams.settings import Settings, SettingsError
+from streams.cli_support import cli_settings
 from streams.stack import Stack, StackError
 
 __all__ = ["main"]
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def _mib(value: int | None) -> str:
@@ -61,7 +54,7 @@ def stack_up(quiet: bool) -> None:
     Running it twice is harmless.  The first run downloads the pinned Kafka
     jars (about 45 MB) into the cache.
     """
-    settings = _settings()
+    settings = cli_settings()
     try:
         started = Stack(settings).up(progress=not quiet)
     except StackError as exc:
@@ -75,7 +68,7 @@ def stack_up(quiet: bool) -> None:
 def stack_down() -> None:
     """Stop the managed services; nothing is left running."""
     try:
-        stopped = Stack(_settings()).down()
+        stopped = Stack(cli_settings()).down()
     except StackError as exc:
         raise click.ClickException(str(exc)) from exc
     for name, was_running in stopped.items():
@@ -86,7 +79,7 @@ def stack_down() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def stack_status(as_json: bool) -> None:
     """Each service's address and health; exits 1 when one is unhealthy."""
-    statuses = Stack(_settings()).status()
+    statuses = Stack(cli_settings()).status()
     if as_json:
         click.echo(json.dumps({s.name: s.as_dict() for s in statuses}, indent=2))
     else:
@@ -120,7 +113,7 @@ def worker(loglevel: str) -> None:
 
     from streams.worker import run_worker
 
-    settings = _settings()
+    settings = cli_settings()
     try:
         run_worker(loglevel)
     except KafkaError as exc:
@@ -159,7 +152,7 @@ def demo(frames: int, keep_stack: bool) -> None:
     from streams.demo import run_demo
 
     try:
-        ok = run_demo(_settings(), frames=frames, keep_stack=keep_stack)
+        ok = run_demo(cli_settings(), frames=frames, keep_stack=keep_stack)
     except (StackError, AssetError) as exc:
         raise click.ClickException(str(exc)) from exc
     sys.exit(0 if ok else 1)

@@ -22,7 +22,7 @@ import numpy as np
 
 from model_store.registry import Registry
 from model_store.setup import setup_models
-from model_store.signing import Verifier, new_key_pair
+from model_store.signing import Verifier, throwaway_keys
 from producers.frames import FrameSender, build_frame
 from producers.replay import Replayer, ReplayOptions
 from producers.sources import open_source
@@ -33,7 +33,7 @@ from streams.control import announce
 from streams.events import Frame
 from streams.outcome_reader import OutcomeReader, Outcomes
 from streams.settings import Settings
-from streams.signing import Keyring, generate_key
+from streams.signing import Keyring
 from streams.stack import Stack
 from streams.worker import WorkerProcess
 
@@ -105,12 +105,7 @@ def _keys(settings: Settings) -> Settings:
     if path.exists():
         stored = json.loads(path.read_text())
     else:
-        pair = new_key_pair()
-        stored = {
-            "SECMLOPS_FRAME_KEY": generate_key(),
-            "SECMLOPS_MODEL_SIGNING_KEY": pair.private_hex,
-            "SECMLOPS_MODEL_TRUSTED_KEYS": pair.public_hex,
-        }
+        stored = throwaway_keys()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.write_text(json.dumps(stored))

