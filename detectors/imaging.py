@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["ImageError", "decode_image", "encode_image", "encode_jpeg"]
+__all__ = ["ImageError", "decode_image", "decode_jpegs", "encode_image", "encode_jpeg"]
 
 
 class ImageError(ValueError):
@@ -58,3 +58,41 @@ def encode_image(image: np.ndarray, encoding: str = "jpeg", quality: int = 90) -
     if not ok:
         raise ImageError("OpenCV could not encode the image as PNG")
     return buffer.tobytes()
+
+
+def decode_jpegs(datas: list[bytes], sizes: list[tuple[int, int]], device: str) -> list:
+    """Decode JPEGs with torchvision onto ``device`` (nvJPEG on CUDA), as BGR ``3×H×W`` tensors.
+
+    Why: on a GPU, decoding there is about 4× faster than 16 CPU threads and
+    the pixels never cross the PCIe bus twice.  ``sizes`` are the declared
+    ``(width, height)``; a batch that does not decode is decoded again one by
+    one, so one corrupt frame only costs itself.  Each result is a tensor or
+    an :class:`ImageError` for that frame.
+    """
+    import torch
+    from torchvision.io import decode_jpeg
+
+    raw = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
+    try:
+        decoded: list = list(decode_jpeg(raw, device=device))
+    except RuntimeError:
+        decoded = []
+        for one in raw:
+            try:
+                decoded.append(decode_jpeg(one, device=device))
+            except RuntimeError as exc:
+                decoded.append(ImageError(f"the image bytes do not decode ({exc})"))
+    out: list = []
+    for image, (width, height) in zip(decoded, sizes, strict=True):
+        if isinstance(image, ImageError):
+            out.append(image)
+        elif image.shape[0] != 3 or tuple(image.shape[1:]) != (height, width):
+            out.append(
+                ImageError(
+                    f"decoded size {tuple(image.shape)} differs from the declared "
+                    f"3x{height}x{width} (colour JPEG)"
+                )
+            )
+        else:
+            out.append(image.flip(0))  # RGB -> BGR, the detectors' convention
+    return out

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from detectors.imaging import ImageError, decode_image
+from detectors.imaging import ImageError, decode_image, decode_jpegs
 from detectors.models.base import Detector
 from streams.claimcheck import ClaimCheckError
 from streams.events import Box, Frame, InvalidEvent, Prediction, Timing, decode
@@ -40,6 +40,7 @@ def predict_batch(
     *,
     keyring: Keyring | None = None,
     fetch_image: ImageFetcher | None = None,
+    decode_device: str | None = None,
 ) -> list[Prediction | Rejected]:
     """Decode, validate and run ``detector`` on a batch of raw frame records.
 
@@ -58,6 +59,10 @@ def predict_batch(
         ``unknown_key``).  None skips the check (tests of the model only).
     fetch_image
         Resolves claim-checked images; without it such frames are rejected.
+    decode_device
+        Decode JPEGs with torchvision onto this device (``cuda``: nvJPEG) and
+        hand the detector tensors, when it takes them (``detect_tensors``);
+        None decodes with OpenCV on the CPU.
 
     Returns
     -------
@@ -66,8 +71,7 @@ def predict_batch(
     """
     start = time.time_ns()
     outcomes: list[Prediction | Rejected | None] = [None] * len(payloads)
-    frames: list[tuple[int, Frame]] = []
-    images: list[np.ndarray] = []
+    accepted: list[tuple[int, Frame, bytes]] = []
     for i, payload in enumerate(payloads):
         try:
             frame = decode(payload, Frame)
@@ -80,19 +84,24 @@ def predict_batch(
                 outcomes[i] = Rejected(verdict, _WHY[verdict], frame.frame_id)
                 continue
         try:
-            data = frame.image or _claimed(frame, fetch_image)
-            images.append(decode_image(data, width=frame.width, height=frame.height))
+            accepted.append((i, frame, frame.image or _claimed(frame, fetch_image)))
         except ClaimCheckError as exc:
             outcomes[i] = Rejected("claim_check_failed", str(exc), frame.frame_id)
-            continue
-        except ImageError as exc:
-            outcomes[i] = Rejected("undecodable_image", str(exc), frame.frame_id)
-            continue
-        frames.append((i, frame))
+    on_device = decode_device is not None and hasattr(detector, "detect_tensors")
+    frames: list[tuple[int, Frame]] = []
+    images: list = []
+    decoded = _decode(accepted, decode_device if on_device else None)
+    for (i, frame, _), image in zip(accepted, decoded, strict=True):
+        if isinstance(image, ImageError):
+            outcomes[i] = Rejected("undecodable_image", str(image), frame.frame_id)
+        else:
+            frames.append((i, frame))
+            images.append(image)
     decoded = time.time_ns()
     if frames:
         try:
-            detections = detector.detect_batch(images)
+            detect = detector.detect_tensors if on_device else detector.detect_batch  # type: ignore
+            detections = detect(images)
             if len(detections) != len(images):
                 raise RuntimeError(f"{len(detections)} results for {len(images)} images")
         except Exception as exc:
@@ -123,6 +132,31 @@ _WHY = {
     "bad_signature": "the signature does not match the frame; it was not inferred",
     "unknown_key": "the frame names a signing key this worker does not have; it was not inferred",
 }
+
+
+def _decode(accepted: list[tuple[int, Frame, bytes]], device: str | None) -> list:
+    """Pixels (arrays, or tensors on ``device``) or an ImageError, per accepted frame."""
+    out: list = [None] * len(accepted)
+    if device is not None:
+        jpegs = [k for k, (_, frame, _) in enumerate(accepted) if frame.encoding == "jpeg"]
+        sizes = [(accepted[k][1].width, accepted[k][1].height) for k in jpegs]
+        decoded = decode_jpegs([accepted[k][2] for k in jpegs], sizes, device)
+        for k, image in zip(jpegs, decoded, strict=True):
+            out[k] = image
+    for k, (_, frame, data) in enumerate(accepted):
+        if out[k] is None:  # the CPU path, and PNG frames on the device path
+            try:
+                image = decode_image(data, width=frame.width, height=frame.height)
+                out[k] = image if device is None else _to_tensor(image)
+            except ImageError as exc:
+                out[k] = exc
+    return out
+
+
+def _to_tensor(image: np.ndarray) -> object:
+    import torch
+
+    return torch.from_numpy(image).permute(2, 0, 1)
 
 
 def _claimed(frame: Frame, fetch_image: ImageFetcher | None) -> bytes:

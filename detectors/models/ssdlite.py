@@ -302,18 +302,27 @@ class SSDLiteDetector:
 
     def detect_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Pedestrians per BGR uint8 ``H×W×3`` image as ``(N, 5)`` float32 arrays."""
+        for image in images:
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                raise ValueError(f"need BGR uint8 HxWx3 images, got {image.dtype} {image.shape}")
+        return self._detect([torch.from_numpy(image).permute(2, 0, 1) for image in images])
+
+    def detect_tensors(self, images: list[torch.Tensor]) -> list[np.ndarray]:
+        """As :meth:`detect_batch`, for BGR uint8 ``3×H×W`` tensors already on the device
+        (decoded there by nvJPEG, so the pixels never visit the host)."""
+        return self._detect(images)
+
+    def _detect(self, images: list[torch.Tensor]) -> list[np.ndarray]:
         out = [empty_detections() for _ in images]
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, image in enumerate(images):
-            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-                raise ValueError(f"need BGR uint8 HxWx3 images, got {image.dtype} {image.shape}")
-            by_size.setdefault(image.shape[:2], []).append(i)
+            by_size.setdefault(tuple(image.shape[1:]), []).append(i)
         with torch.inference_mode():
             for idx in by_size.values():
                 for start in range(0, len(idx), self.max_batch):
                     chunk = idx[start : start + self.max_batch]
-                    stack = torch.from_numpy(np.stack([images[i] for i in chunk]))
-                    found = self.model(stack.to(self.device).permute(0, 3, 1, 2))
+                    stack = torch.stack([images[i].to(self.device) for i in chunk])
+                    found = self.model(stack)
                     rows = torch.cat(found).cpu().numpy()  # one device-to-host copy
                     ends = np.cumsum([len(f) for f in found])[:-1]
                     for i, part in zip(chunk, np.split(rows, ends), strict=True):

@@ -80,6 +80,7 @@ async def detect_pedestrians(stream: faust.StreamT) -> None:
     server = model_server()
     pool = executor(server.device)
     await loop.run_in_executor(pool, server.current)  # fail at start, not at the first frame
+    gpu = server.device if server.device.startswith("cuda") else None  # nvJPEG there
     async for events in stream.take_events(
         app_settings.worker_batch_size, within=app_settings.worker_batch_wait_s
     ):
@@ -96,6 +97,7 @@ async def detect_pedestrians(stream: faust.StreamT) -> None:
                     received,
                     keyring=keyring,
                     fetch_image=fetch_image,
+                    decode_device=gpu,
                 ),
             )
         except Exception as exc:  # never crash on one batch

@@ -107,3 +107,38 @@ def test_timing_breakdown_is_filled_in():
 def test_empty_and_single_batches(n):
     _, raw = payloads(n)
     assert len(predict_batch(OpenCVHog(), raw, now(n))) == n
+
+
+class TensorDetector:
+    """Takes decoded tensors, as a GPU model does, and records them."""
+
+    name = "tensors"
+    version = "1"
+
+    def __init__(self):
+        self.seen = []
+
+    def detect_batch(self, images):
+        raise AssertionError("the tensor path must be used")
+
+    def detect_tensors(self, images):
+        self.seen = images
+        return [np.zeros((0, 5), np.float32) for _ in images]
+
+
+def test_the_device_decode_path_hands_the_detector_bgr_tensors_of_the_right_pixels():
+    import cv2
+
+    jpeg_frame = build_frame("cam-1", 0, pattern_frame(0, width=64, height=48))
+    png_frame = build_frame("cam-1", 1, pattern_frame(1, width=32, height=32), encoding="png")
+    broken = msgspec.structs.replace(jpeg_frame, image=b"\xff\xd8 broken", frame_id="a" * 32)
+    detector = TensorDetector()
+    outcomes = predict_batch(
+        detector, [encode(f) for f in (jpeg_frame, broken, png_frame)], now(3), decode_device="cpu"
+    )
+    assert [type(o).__name__ for o in outcomes] == ["Prediction", "Rejected", "Prediction"]
+    assert outcomes[1].reason == "undecodable_image"
+    first, second = detector.seen
+    expected = cv2.imdecode(np.frombuffer(jpeg_frame.image, np.uint8), cv2.IMREAD_COLOR)
+    assert np.array_equal(first.permute(1, 2, 0).numpy(), expected)
+    assert tuple(second.shape) == (3, 32, 32)

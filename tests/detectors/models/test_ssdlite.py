@@ -284,3 +284,15 @@ def test_fp16_boxes_match_fp32_on_cuda(converted, reference_frames):
         f"(lowest IoU {min(r[1] for r in results):.4f}, "
         f"largest score diff {max(r[2] for r in results):.3f})"
     )
+
+
+def test_tensors_decoded_by_torchvision_give_the_same_boxes_as_arrays(detector, reference_frames):
+    from detectors.imaging import decode_image, decode_jpegs, encode_jpeg
+
+    jpegs = [encode_jpeg(image) for image in reference_frames[:6]]
+    arrays = [decode_image(j, width=640, height=360) for j in jpegs]
+    tensors = decode_jpegs(jpegs, [(640, 360)] * len(jpegs), "cpu")
+    for ours, theirs in zip(
+        detector.detect_tensors(tensors), detector.detect_batch(arrays), strict=True
+    ):
+        np.testing.assert_allclose(ours, theirs, atol=1e-4)
