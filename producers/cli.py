@@ -124,6 +124,13 @@ def _camera_id(path: Path) -> str:
 @click.option("--schedule", type=click.Path(path_type=Path), help="YAML/JSON injection schedule.")
 @click.option("--attack-device", default=None, help="Device for adversarial attacks (cpu, cuda).")
 @click.option(
+    "--attack-model",
+    default="hog-torch",
+    show_default=True,
+    help="White-box target: hog-torch (OpenCV's coefficients) or a registered model "
+    "version (e.g. 3), loaded from the model store and verified.",
+)
+@click.option(
     "--timestamps",
     type=click.Path(path_type=Path),
     help="Timestamps file for an image-folder source.",
@@ -146,6 +153,7 @@ def replay(
     injects: tuple[str, ...],
     schedule: Path | None,
     attack_device: str | None,
+    attack_model: str,
     timestamps: Path | None,
     unsigned: bool,
     as_json: bool,
@@ -167,6 +175,7 @@ def replay(
     Frames are signed with SECMLOPS_FRAME_KEY (or SECMLOPS_FRAME_KEYS_FILE).
     Exit status: 0 when every frame was delivered, 1 on any failure, 130 on Ctrl-C.
     """
+    from model_store.errors import ModelStoreError
     from producers.frames import FrameSender
     from producers.injection import Drill, SpecError, load_schedule, parse_spec
     from producers.replay import Replayer, ReplayOptions
@@ -194,8 +203,20 @@ def replay(
         if any(spec.family == "adversarial" for spec in specs):
             from producers.injection.adversarial import Adversary
 
-            adversary = Adversary(device=attack_device)
-    except (SpecError, SourceError, SigningKeyError, AssetError, ValueError, ImportError) as exc:
+            adversary = (
+                Adversary.from_registry(settings, attack_model, device=attack_device)
+                if attack_model.isdigit()
+                else Adversary(attack_model, device=attack_device)
+            )
+    except (
+        SpecError,
+        SourceError,
+        SigningKeyError,
+        AssetError,
+        ValueError,
+        ImportError,
+        ModelStoreError,
+    ) as exc:
         raise click.ClickException(str(exc)) from exc
     options = ReplayOptions(
         speed=None if fast else speed, max_frames=max_frames, encoding=encoding, quality=quality

@@ -35,22 +35,56 @@ class Adversary:
     ----------
     model
         Name of the white-box target (``hog-torch``: the torch port of the
-        OpenCV HOG people detector).
+        OpenCV HOG people detector, with OpenCV's own coefficients).
     device
         ``"cpu"``, ``"cuda"``, or None for CUDA when available.
+    detector
+        A specific model version instead, e.g. one loaded (and verified) from
+        the model store with :func:`from_registry`; it must offer
+        ``vanishing_loss``.
     """
 
-    def __init__(self, model: str = "hog-torch", device: str | None = None) -> None:
-        if model not in ATTACK_MODELS:
-            raise ValueError(f"no differentiable model {model!r}; choose one of {ATTACK_MODELS}")
+    def __init__(
+        self, model: str = "hog-torch", device: str | None = None, *, detector: Any = None
+    ) -> None:
         import torch
-
-        from detectors.models.hog_torch import TorchHog
 
         self._torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if detector is not None:
+            if not hasattr(detector, "vanishing_loss"):
+                raise ValueError(
+                    f"{detector.name} {detector.version} is not a differentiable target for the "
+                    f"vanishing attacks; use a version whose architecture is one of {ATTACK_MODELS}"
+                )
+            self.model_name, self.model = f"{detector.name}@{detector.version}", detector
+            return
+        if model not in ATTACK_MODELS:
+            raise ValueError(f"no differentiable model {model!r}; choose one of {ATTACK_MODELS}")
+        from detectors.models.hog_torch import TorchHog
+
         self.model_name = model
         self.model = TorchHog(device=self.device)
+
+    @classmethod
+    def from_registry(cls, settings: Any, version: str, device: str | None = None) -> Adversary:
+        """Attack exactly the model version the registry holds (signature verified first)."""
+        from model_store.catalog import build_detector
+        from model_store.registry import Registry
+        from model_store.signing import Verifier
+        from streams.clients import redis_client
+
+        registry = Registry(redis_client(settings), Verifier.from_settings(settings))
+        import torch
+
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        detector = build_detector(
+            registry.artifact(settings.model_name, version),
+            registry.verifier,
+            version=version,
+            device=device,
+        )
+        return cls(device=device, detector=detector)
 
     def _to_tensor(self, image: np.ndarray) -> Any:
         torch = self._torch

@@ -134,3 +134,39 @@ def test_ctrl_c_flushes_what_was_read_and_exits_130(stack, env, tail):
     assert "were sent and flushed" in err
     frames = frames_tail.collect(lambda e: e.camera_id == cam, summary["sent"], timeout_s=30)
     assert len(frames) == summary["sent"]
+
+
+def test_attacks_can_target_a_registered_model_version(stack, env, tail):
+    from model_store.registry import Registry
+    from model_store.signing import Verifier
+    from streams.clients import redis_client
+
+    settings = Settings.from_env({**os.environ, **env})
+    registry = Registry(redis_client(settings), Verifier.from_settings(settings))
+    hog = next(
+        v.version for v in registry.versions(settings.model_name) if v.architecture == "hog-torch"
+    )
+    cam = camera()
+    truth_tail = tail(TOPICS.truth.name)
+    args = ["asset:sample-drive", "--fast", "-n", "3", "-c", cam, "-q", "--attack-device", "cpu"]
+    done = replay(env, *args, "--inject", "fgsm@1-2", "--attack-model", hog)
+    assert done.returncode == 0, done.stderr
+    truth = {t.seq: t for t in truth_tail.collect(lambda e: e.camera_id == cam, 3)}
+    assert truth[1].injections == ["fgsm"]
+    assert truth[1].params["fgsm.loss_after"] < truth[1].params["fgsm.loss_before"]
+
+
+def test_a_model_version_that_cannot_be_attacked_is_refused_before_sending(env):
+    done = replay(
+        env,
+        "asset:sample-drive",
+        "--fast",
+        "-n",
+        "1",
+        "--inject",
+        "pgd@0-1",
+        "--attack-model",
+        "999",
+    )
+    assert done.returncode == 1
+    assert "no version '999'" in done.stderr
