@@ -15,6 +15,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+import redis
+
 from detectors.models.base import Detector
 from model_store.catalog import build_detector
 from model_store.errors import ModelStoreError
@@ -59,6 +61,7 @@ class ModelServer:
         self.poll_s = poll_s
         self._served: Served | None = None
         self._checked = 0.0
+        self._refused: str | None = None
         self._poked = threading.Event()
 
     def poke(self) -> None:
@@ -72,7 +75,9 @@ class ModelServer:
         ------
         ModelStoreError
             No active version, or it fails verification, at the first load.  A
-            failed swap later keeps the current model and logs the error.
+            failed swap later keeps the current model, logs the error and is not
+            retried until the pointer moves again; an unreachable registry keeps
+            the current model too.
         """
         now = time.monotonic()
         if (
@@ -83,18 +88,27 @@ class ModelServer:
             return self._served
         self._poked.clear()
         self._checked = now
-        active = self.registry.active(self.name)
+        try:
+            active = self.registry.active(self.name)
+        except redis.RedisError:
+            if self._served is None:
+                raise
+            log.warning(
+                "registry unreachable; %s@%s keeps serving", self.name, self._served.version
+            )
+            return self._served
         if active is None:
             raise ModelStoreError(
                 f"no active version of model {self.name!r}: run 'secmlops models setup' "
                 "or 'secmlops models promote VERSION'"
             )
-        if self._served is None or active != self._served.version:
+        if self._served is None or (active != self._served.version and active != self._refused):
             try:
                 self._served = self._load(active)
             except ModelStoreError:
                 if self._served is None:
                     raise
+                self._refused = active  # not retried until the pointer moves again
                 log.exception(
                     "cannot swap to %s@%s; keeping %s", self.name, active, self._served.version
                 )
