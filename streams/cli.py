@@ -109,8 +109,11 @@ def worker(loglevel: str) -> None:
     SECMLOPS_WORKER_BATCH_WAIT; the worker's web port from
     SECMLOPS_WORKER_WEB_PORT.
     """
+    import redis
     from kafka.errors import KafkaError
 
+    from model_store.errors import ModelStoreError
+    from streams.signing import SigningKeyError
     from streams.worker import run_worker
 
     settings = cli_settings()
@@ -121,6 +124,13 @@ def worker(loglevel: str) -> None:
             f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}); "
             "start the local stack with 'secmlops stack up' or set SECMLOPS_KAFKA_BOOTSTRAP"
         ) from exc
+    except redis.RedisError as exc:
+        raise click.ClickException(
+            f"cannot reach Redis at {settings.redis_url} ({exc}); "
+            "start the local stack with 'secmlops stack up' or set SECMLOPS_REDIS_URL"
+        ) from exc
+    except (SigningKeyError, ModelStoreError) as exc:
+        raise click.ClickException(f"the worker cannot start: {exc}") from exc
 
 
 @cli.command()

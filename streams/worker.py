@@ -12,11 +12,40 @@ from pathlib import Path
 
 from streams.settings import Settings
 
-__all__ = ["WorkerProcess", "run_worker"]
+__all__ = ["WorkerProcess", "preflight", "run_worker"]
+
+
+def preflight(settings: Settings) -> str:
+    """Check what the agents need before starting them; returns the version that will serve.
+
+    Raises
+    ------
+    SigningKeyError
+        No frame keys: frames could not be authenticated.
+    ModelStoreError
+        No trusted model keys, or no active, verifiable model version.
+    """
+    from model_store.registry import Registry
+    from model_store.signing import Verifier
+    from streams.clients import redis_client
+    from streams.signing import Keyring
+
+    Keyring.from_settings(settings)
+    registry = Registry(redis_client(settings), Verifier.from_settings(settings))
+    version = registry.active(settings.model_name)
+    if version is None:
+        from model_store.errors import ModelStoreError
+
+        raise ModelStoreError(
+            f"no active version of model {settings.model_name!r}: run 'secmlops models setup' "
+            "or 'secmlops models promote VERSION'"
+        )
+    registry.load(settings.model_name, version)  # verifies signature and weights
+    return version
 
 
 def run_worker(loglevel: str = "info") -> None:
-    """Create the topics if needed, then run the agents until interrupted.
+    """Check prerequisites, create the topics if needed, then run the agents until interrupted.
 
     Blocks; returns after SIGINT/SIGTERM once in-flight batches are committed.
     """
@@ -25,6 +54,7 @@ def run_worker(loglevel: str = "info") -> None:
     from streams.app import app, settings
     from streams.clients import ensure_topics
 
+    preflight(settings)
     ensure_topics(settings)
     import streams.agents.detect  # noqa: F401 - registers the agent with the app
 
