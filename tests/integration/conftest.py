@@ -54,8 +54,7 @@ def stack(settings):
     """The running stack; stopped (with nothing left behind) at the end of the session."""
     stack = Stack(settings)
     stack.up(progress=False)
-    for _ in setup_models(settings, which=MODELS):
-        pass
+    list(setup_models(settings, which=MODELS))
     yield stack
     stack.down()
 

@@ -38,7 +38,7 @@ class BrokenProducer:
     """A producer whose broker never acknowledges (a pure unit-test double)."""
 
     def __init__(self, **_):
-        pass
+        self.closed = False
 
     def send(self, topic, key=None, value=None):
         if key == b"full":
@@ -46,10 +46,10 @@ class BrokenProducer:
         return FailingFuture(RuntimeError("NotEnoughReplicas"))
 
     def flush(self, timeout=None):
-        pass
+        """Nothing is ever acknowledged, so there is nothing to wait for."""
 
     def close(self, timeout=None):
-        pass
+        self.closed = True
 
 
 def test_undelivered_frames_are_counted_and_reported_on_flush(monkeypatch):

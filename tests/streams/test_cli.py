@@ -55,10 +55,22 @@ def test_status_of_unreachable_external_services_is_unhealthy_json_and_exit_1():
     assert status["redis"]["healthy"] is False
 
 
-def test_a_worker_without_its_services_says_how_to_start_them(tmp_path):
-    import os
+def start_worker(env):
     import subprocess
     import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_worker_without_its_services_says_how_to_start_them(tmp_path):
+    import os
 
     env = {
         **os.environ,
@@ -69,14 +81,7 @@ def test_a_worker_without_its_services_says_how_to_start_them(tmp_path):
         "SECMLOPS_FRAME_KEY": "00" * 32,
         "SECMLOPS_MODEL_TRUSTED_KEYS": "11" * 32,
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "worker"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = start_worker(env)
     assert result.returncode == 1
     assert "cannot reach Redis at redis://127.0.0.1:2/0" in result.stderr
     assert "secmlops stack up" in result.stderr
@@ -85,19 +90,10 @@ def test_a_worker_without_its_services_says_how_to_start_them(tmp_path):
 
 def test_a_worker_without_frame_keys_refuses_to_start_and_says_why(tmp_path):
     import os
-    import subprocess
-    import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECMLOPS_")}
     env["SECMLOPS_STATE_DIR"] = str(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "worker"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = start_worker(env)
     assert result.returncode == 1
     assert "the worker cannot start" in result.stderr
     assert "SECMLOPS_FRAME_KEY" in result.stderr
