@@ -123,3 +123,18 @@ def tail(stack):
 def keyring(settings) -> Keyring:
     """The session's frame-signing keys (the worker verifies with the same)."""
     return Keyring.from_settings(settings)
+
+
+def secmlops(env: dict[str, str], *args: str, check: bool = True, timeout: float = 300):
+    """Run the ``secmlops`` command line in a subprocess with ``env`` added to the environment."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+    )

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -18,17 +15,7 @@ from producers.frames import FrameSender, build_frame
 from producers.synthetic import pattern_frame
 from streams.clients import redis_client
 from streams.outcome_reader import OutcomeReader
-
-
-def models_cli(env, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", "models", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+from tests.integration.conftest import secmlops
 
 
 def test_promote_mid_stream_switches_versions_between_batches_and_loses_nothing(
@@ -59,7 +46,7 @@ def test_promote_mid_stream_switches_versions_between_batches_and_loses_nothing(
         producer = threading.Thread(target=stream_frames)
         producer.start()
         time.sleep(1.0)
-        promoted = models_cli(env, "promote", new, "--reason", "hot-swap test")
+        promoted = secmlops(env, "models", "promote", new, "--reason", "hot-swap test")
         producer.join()
         outcomes = reader.wait(set(sent), timeout_s=120)
 
@@ -72,7 +59,7 @@ def test_promote_mid_stream_switches_versions_between_batches_and_loses_nothing(
     assert 0 < switch < len(versions), versions
     assert versions == [old] * switch + [new] * (len(versions) - switch)
 
-    rolled = models_cli(env, "rollback", "--reason", "restore for the other tests")
+    rolled = secmlops(env, "models", "rollback", "--reason", "restore for the other tests")
     assert f"{new} -> {old}" in rolled.stdout
     assert registry.info(settings.model_name, new).status == "bad"
 

@@ -18,18 +18,14 @@ from producers.sources import open_source
 from streams.settings import Settings
 from streams.signing import Keyring, generate_key
 from streams.topics import TOPICS
+from tests.integration.conftest import secmlops
 
 KEY = generate_key()
 
 
 def replay(env, *args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", "replay", *args],
-        env={**os.environ, **env, "SECMLOPS_FRAME_KEY": KEY},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+    return secmlops(
+        {**env, "SECMLOPS_FRAME_KEY": KEY}, "replay", *args, check=False, timeout=timeout
     )
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,17 +12,7 @@ from streams.clients import admin_client, redis_client
 from streams.settings import Settings
 from streams.stack import Stack, StackError, ephemeral_env
 from streams.topics import TOPICS
-
-
-def secmlops(env, *args, check=True):
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=check,
-    )
+from tests.integration.conftest import secmlops
 
 
 def alive(pid: int) -> bool:
