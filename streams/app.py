@@ -85,3 +85,15 @@ frames_topic = faust_topic(TOPICS.frames)
 predictions_topic = faust_topic(TOPICS.predictions)
 deadletter_topic = faust_topic(TOPICS.deadletter)
 control_topic = faust_topic(TOPICS.control)
+signals_topic = faust_topic(TOPICS.signals)
+alerts_topic = faust_topic(TOPICS.alerts)
+# Monitors that judge a frame together with its prediction read both topics in one
+# stream; the two are co-partitioned by camera id (streams/topics.py).
+frames_and_predictions_topic = app.topic(
+    TOPICS.frames.name,
+    TOPICS.predictions.name,
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+)

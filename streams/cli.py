@@ -15,6 +15,7 @@ from model_store.cli import models
 from producers.cli import data, keys, replay
 from streams.assets import AssetError
 from streams.cli_support import cli_settings
+from streams.monitor_cli import calibrate, monitors
 from streams.stack import Stack, StackError
 
 __all__ = ["main"]
@@ -107,11 +108,13 @@ def worker(loglevel: str) -> None:
 
     Batch size and wait come from SECMLOPS_WORKER_BATCH_SIZE and
     SECMLOPS_WORKER_BATCH_WAIT; the worker's web port from
-    SECMLOPS_WORKER_WEB_PORT.
+    SECMLOPS_WORKER_WEB_PORT; the monitors that run from SECMLOPS_MONITORS
+    (see 'secmlops monitors').
     """
     import redis
     from kafka.errors import KafkaError
 
+    from detectors.monitors.registry import MonitorLoadError
     from model_store.errors import ModelStoreError
     from streams.signing import SigningKeyError
     from streams.worker import run_worker
@@ -129,7 +132,7 @@ def worker(loglevel: str) -> None:
             f"cannot reach Redis at {settings.redis_url} ({exc}); "
             "start the local stack with 'secmlops stack up' or set SECMLOPS_REDIS_URL"
         ) from exc
-    except (SigningKeyError, ModelStoreError) as exc:
+    except (SigningKeyError, ModelStoreError, MonitorLoadError) as exc:
         raise click.ClickException(f"the worker cannot start: {exc}") from exc
 
 
@@ -168,7 +171,7 @@ def demo(frames: int, keep_stack: bool) -> None:
     sys.exit(0 if ok else 1)
 
 
-for _command in (data, keys, models, replay):
+for _command in (calibrate, data, keys, models, monitors, replay):
     cli.add_command(_command)
 
 

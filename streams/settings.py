@@ -135,6 +135,7 @@ class Settings:
     device: str = "auto"
     half: bool = True
     actor: str = "unknown"
+    monitors: tuple[str, ...] = ("all",)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -191,6 +192,9 @@ class Settings:
             device=_choice(env, "DEVICE", "auto", ("auto", "cpu", "cuda")),
             half=_choice(env, "HALF", "1", ("0", "1")) == "1",
             actor=_str(env, "ACTOR") or env.get("USER") or "unknown",
+            monitors=tuple(
+                m.strip() for m in (_str(env, "MONITORS") or "all").split(",") if m.strip()
+            ),
         )
 
     @property

@@ -24,13 +24,17 @@ def preflight(settings: Settings) -> str:
         No frame keys: frames could not be authenticated.
     ModelStoreError
         No trusted model keys, or no active, verifiable model version.
+    MonitorLoadError
+        ``SECMLOPS_MONITORS`` names a monitor that is not registered or not usable.
     """
+    from detectors.monitors.registry import select
     from model_store.registry import Registry
     from model_store.signing import Verifier
     from streams.clients import redis_client
     from streams.signing import Keyring
 
     Keyring.from_settings(settings)
+    select(settings.monitors)
     registry = Registry(redis_client(settings), Verifier.from_settings(settings))
     version = registry.active(settings.model_name)
     if version is None:
@@ -56,7 +60,8 @@ def run_worker(loglevel: str = "info") -> None:
 
     preflight(settings)
     ensure_topics(settings)
-    import streams.agents.detect  # noqa: F401 - registers the agent with the app
+    import streams.agents.detect  # noqa: F401 - registers the agents with the app
+    import streams.agents.monitor  # noqa: F401
 
     logging.getLogger("faust").setLevel(loglevel.upper())
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)

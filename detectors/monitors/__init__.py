@@ -1,0 +1,1 @@
+"""Security monitors: plug-in detectors that score frames and predictions (see ``base``)."""

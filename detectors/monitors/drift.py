@@ -1,0 +1,483 @@
+"""Drift monitors: has the camera's footage, or what the model finds in it, changed?
+
+Why blocks: consecutive video frames are strongly correlated, so per-frame
+values fed raw to change detectors that assume independent samples raise a
+storm of false alarms.  Each monitor reduces a frame to a few named features,
+averages them over non-overlapping blocks of ``block`` frames, standardises
+each block mean against a clean baseline, and feeds that to river's
+:class:`~river.drift.PageHinkley`, :class:`~river.drift.ADWIN` and
+:class:`~river.drift.KSWIN`.  A drift alarm needs two things on one feature:
+one of the three detectors fired within the last few blocks, *and* the mean
+standardised deviation of the last ``recent`` blocks exceeds the calibrated
+threshold.  Hysteresis (an episode lasts until every deviation falls below
+``release * threshold``) and a refractory ``cooldown`` make one shift one
+alarm episode.
+
+The baseline keeps one scale per direction (twice the upper and the lower
+semi-variance): dashcam footage gets darker (shade, tunnels) far more often
+than brighter, and a single standard deviation would blunt one direction.
+
+River's ADWIN keeps its state in a compiled helper that only pickle can
+save, so the online state keeps the block values fed to the detectors since
+they were built (at most ``memory``; then the detectors are rebuilt from the
+newest half) and :meth:`load_online_state` rebuilds them by replaying it.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+from river import drift
+
+from detectors.monitors.base import DetectFn, Monitor, Observation, Score, Verdict
+from detectors.monitors.base import quantile_threshold as _quantile
+from streams.events import Box
+
+__all__ = ["DetectionDrift", "ImageDrift", "detection_features", "image_features"]
+
+_HOLD = 6  # blocks a river detector's firing stays valid as evidence
+_MIN_THRESHOLD = 5.0  # sd; a calibration never sets the threshold below it
+_CLIP = 50.0  # sd; standardised values fed to the detectors are clipped to it
+_DETECTION_FEATURES = ("count", "confidence", "height", "aspect", "centre_x", "centre_y")
+
+
+def image_features(image: np.ndarray) -> dict[str, float]:
+    """Brightness, contrast, sharpness and colour of a BGR uint8 frame.
+
+    Sharpness is the log variance of the Laplacian of a copy 320 pixels
+    wide (blur of sigma 2 on a 640-pixel frame still shows there); the
+    rest come from grey and HSV copies 320 and 160 pixels wide.
+    About 0.2 ms for a 640x360 frame.
+
+    >>> image = np.full((360, 640, 3), 100, np.uint8)
+    >>> image_features(image)["brightness"]
+    100.0
+    """
+    height, width = image.shape[:2]
+    small = cv2.resize(
+        image, (320, max(1, round(320 * height / width))), interpolation=cv2.INTER_AREA
+    )
+    grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    mean, std = cv2.meanStdDev(grey)
+    laplacian = cv2.Laplacian(grey, cv2.CV_32F)
+    tiny = cv2.resize(
+        small, (160, max(1, round(160 * height / width))), interpolation=cv2.INTER_AREA
+    )
+    hsv = cv2.cvtColor(tiny, cv2.COLOR_BGR2HSV)
+    return {
+        "brightness": float(mean[0, 0]),
+        "contrast": float(std[0, 0]),
+        "sharpness": math.log(float(laplacian.var()) + 1.0),
+        "saturation": float(hsv[..., 1].mean()),
+    }
+
+
+def detection_features(boxes: Sequence[Box]) -> dict[str, float]:
+    """Count, mean confidence, height, shape (height/width) and centre of a frame's boxes.
+
+    Positions stay in pixels: the frame size is not in a prediction, and a
+    monitor instance watches one camera, so its baseline is in the same
+    pixels.  Features of the boxes are NaN (skipped) for a frame without any.
+
+    >>> detection_features([Box(0.0, 0.0, 10.0, 30.0, 0.5)])["aspect"]
+    3.0
+    """
+    if not boxes:
+        return dict.fromkeys(_DETECTION_FEATURES, math.nan) | {"count": 0.0}
+    b = np.asarray([(x.x1, x.y1, x.x2, x.y2, x.score) for x in boxes], dtype=np.float64)
+    width, height = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    return {
+        "count": float(len(boxes)),
+        "confidence": float(b[:, 4].mean()),
+        "height": float(height.mean()),
+        "aspect": float((height / np.maximum(width, 1.0)).mean()),
+        "centre_x": float((b[:, 0] + b[:, 2]).mean() / 2),
+        "centre_y": float((b[:, 1] + b[:, 3]).mean() / 2),
+    }
+
+
+def _fit(blocks: Mapping[str, Sequence[float]], floors: Mapping[str, float]) -> dict:
+    """Per feature: mean, scale below and scale above (from semi-variances), floored."""
+    baseline = {}
+    for name, values in blocks.items():
+        if len(values) < 3:
+            continue  # too few blocks to judge this feature: it is not monitored
+        x = np.asarray(values, dtype=np.float64)
+        mean, sd = float(x.mean()), float(x.std())
+        floor = max(floors.get(name, 1e-6), 0.5 * sd)
+        down = math.sqrt(2 * float(np.mean(np.clip(mean - x, 0, None) ** 2)))
+        up = math.sqrt(2 * float(np.mean(np.clip(x - mean, 0, None) ** 2)))
+        baseline[name] = [mean, max(down, floor), max(up, floor)]
+    return baseline
+
+
+def _standardise(value: float, mean: float, down: float, up: float) -> float:
+    z = (value - mean) / (up if value > mean else down)
+    return min(_CLIP, max(-_CLIP, z))
+
+
+class _BlockDrift(Monitor):
+    """The shared engine: block means, baseline, river detectors, episodes."""
+
+    kind = "drift"
+    features: ClassVar[tuple[str, ...]]
+    floors: ClassVar[dict[str, float]]  # the smallest scale of each feature, in its units
+    params = (
+        "block",
+        "recent",
+        "warmup",
+        "margin",
+        "release",
+        "cooldown",
+        "memory",
+        "default_threshold",
+        "seed",
+    )
+
+    def __init__(
+        self,
+        *,
+        block: int = 5,
+        recent: int = 2,
+        warmup: int = 120,
+        margin: float = 1.5,
+        release: float = 0.5,
+        cooldown: int = 60,
+        memory: int = 200,
+        default_threshold: float = 5.0,
+        seed: int = 0,
+        threshold: float = math.inf,
+    ) -> None:
+        if min(block, recent, warmup) < 1 or cooldown < 0 or memory < 20:
+            raise ValueError("block, recent, warmup >= 1, cooldown >= 0 and memory >= 20")
+        if margin < 1.0 or not 0.0 < release <= 1.0 or default_threshold <= 0.0:
+            raise ValueError("margin >= 1, 0 < release <= 1 and default_threshold > 0")
+        self.block, self.recent, self.warmup = block, recent, warmup
+        self.margin, self.release, self.cooldown = margin, release, cooldown
+        self.memory, self.default_threshold, self.seed = memory, default_threshold, seed
+        self._calibrated: dict[str, list[float]] = {}
+        super().__init__(threshold=threshold)
+
+    @abc.abstractmethod
+    def features_of(self, observation: Observation) -> dict[str, float]:
+        """The frame's feature values (NaN: not defined for this frame)."""
+
+    # --- state -------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Clear the online state (a bootstrapped baseline too); keep the calibration."""
+        self._frames = 0
+        self._sums = {name: [0.0, 0] for name in self.features}
+        self._warm: dict[str, list[float]] = {name: [] for name in self.features}
+        self._learned: dict[str, list[float]] = {}
+        self._fed: dict[str, list[float]] = {name: [] for name in self.features}
+        self._recent = {name: deque(maxlen=self.recent) for name in self.features}
+        self._latch = dict.fromkeys(self.features, 0)
+        self._alarming = False
+        self._quiet = 0  # blocks left in the refractory period
+        self._last = Score(0.0, "", False)
+        self._detectors = {name: self._build(name, []) for name in self.features}
+
+    def _build(self, name: str, values: Sequence[float]) -> tuple:
+        detectors = (
+            drift.PageHinkley(min_instances=5, delta=0.5, threshold=8.0, mode="both"),
+            drift.ADWIN(delta=0.002, clock=1, min_window_length=3, grace_period=5),
+            drift.KSWIN(alpha=0.005, window_size=40, stat_size=10, seed=self.seed),
+        )
+        for value in values:
+            for detector in detectors:
+                detector.update(value)
+        self._fed[name] = list(values)
+        return detectors
+
+    def calibration(self) -> dict[str, Any]:
+        """The clean baseline: per feature ``[mean, scale_down, scale_up]`` of block means."""
+        return {"baseline": {k: list(v) for k, v in self._calibrated.items()}}
+
+    def load_calibration(self, data: Mapping[str, Any]) -> None:
+        """Load what :meth:`calibration` returned."""
+        baseline = data.get("baseline") or {}
+        self._calibrated = {k: [float(x) for x in v] for k, v in baseline.items()}
+
+    def online_state(self) -> dict[str, Any]:
+        """Block accumulators, bootstrap, detector inputs, recent deviations, episode."""
+        return {
+            "frames": self._frames,
+            "sums": {k: list(v) for k, v in self._sums.items()},
+            "warm": {k: list(v) for k, v in self._warm.items()},
+            "learned": {k: list(v) for k, v in self._learned.items()},
+            "fed": {k: list(v) for k, v in self._fed.items()},
+            "recent": {k: list(v) for k, v in self._recent.items()},
+            "latch": dict(self._latch),
+            "alarming": self._alarming,
+            "quiet": self._quiet,
+            "last": [self._last.value, self._last.reason],
+        }
+
+    def load_online_state(self, data: Mapping[str, Any]) -> None:
+        """Load what :meth:`online_state` returned, replaying the detectors' inputs."""
+        if not data:
+            return
+        self._frames = int(data["frames"])
+        self._sums = {k: [float(s), int(n)] for k, (s, n) in data["sums"].items()}
+        self._warm = {k: [float(x) for x in v] for k, v in data["warm"].items()}
+        self._learned = {k: [float(x) for x in v] for k, v in data["learned"].items()}
+        self._recent = {
+            k: deque((float(x) for x in v), maxlen=self.recent) for k, v in data["recent"].items()
+        }
+        self._latch = {k: int(v) for k, v in data["latch"].items()}
+        self._alarming, self._quiet = bool(data["alarming"]), int(data["quiet"])
+        self._last = Score(float(data["last"][0]), str(data["last"][1]), self._alarming)
+        self._detectors = {k: self._build(k, data["fed"].get(k, [])) for k in self.features}
+
+    # --- scoring -----------------------------------------------------------
+
+    @property
+    def limit(self) -> float:
+        """The threshold in use: the calibrated one, else ``default_threshold``."""
+        return self.threshold if math.isfinite(self.threshold) else self.default_threshold
+
+    def judge(self, score: Score) -> Verdict:
+        """As :meth:`Monitor.judge`, reporting the threshold actually in use."""
+        return dataclasses.replace(super().judge(score), threshold=self.limit)
+
+    def score(self, observation: Observation) -> Score:
+        """Score one frame: the features' deviation as of the last full block."""
+        return self.update_features(self.features_of(observation))
+
+    def update_features(self, values: Mapping[str, float]) -> Score:
+        """Add one frame's features; the engine's per-frame entry point (no pixels needed).
+
+        The value is the largest absolute mean deviation, in baseline
+        standard deviations, over the last ``recent`` blocks; it changes once
+        per block.  ``alarm`` is True for the whole drift episode.
+        """
+        for name in self.features:
+            value = values.get(name, math.nan)
+            if math.isfinite(value):
+                self._sums[name][0] += value
+                self._sums[name][1] += 1
+        self._frames += 1
+        if self._frames >= self.block:
+            self._end_block()
+        return self._last
+
+    def _end_block(self) -> None:
+        means = {k: s / n for k, (s, n) in self._sums.items() if n}
+        self._frames, self._sums = 0, {name: [0.0, 0] for name in self.features}
+        baseline = self._calibrated or self._learned
+        if not baseline:  # uncalibrated: bootstrap a baseline from the first blocks
+            for name, mean in means.items():
+                self._warm[name].append(mean)
+            if max(len(v) for v in self._warm.values()) >= self.warmup:
+                self._learned = _fit(self._warm, self.floors)
+                self._warm = {name: [] for name in self.features}
+            return
+        for name, mean in means.items():
+            if name not in baseline:
+                continue
+            z = _standardise(mean, *baseline[name])
+            self._recent[name].append(z)
+            self._fed[name].append(z)
+            self._latch[name] = max(0, self._latch[name] - 1)
+            for detector in self._detectors[name]:
+                detector.update(z)
+                if detector.drift_detected:
+                    self._latch[name] = _HOLD
+            if len(self._fed[name]) > self.memory:
+                self._detectors[name] = self._build(name, self._fed[name][-(self.memory // 2) :])
+        self._judge_block()
+
+    def _judge_block(self) -> None:
+        limit = self.limit
+        deviation = {k: sum(v) / len(v) for k, v in self._recent.items() if v}
+        worst = max((abs(d) for d in deviation.values()), default=0.0)
+        if self._alarming:
+            if worst <= self.release * limit:
+                self._alarming, self._quiet = False, self.cooldown
+        else:
+            self._quiet = max(0, self._quiet - 1)
+            confirmed = [k for k, d in deviation.items() if abs(d) > limit and self._latch[k]]
+            self._alarming = bool(confirmed) and self._quiet == 0
+        reason = ""
+        if self._alarming:
+            shown = sorted(deviation.items(), key=lambda kv: -abs(kv[1]))
+            reason = ", ".join(
+                f"{k} {'up' if d > 0 else 'down'} {abs(d):.1f} sd"
+                for k, d in shown
+                if abs(d) > self.release * limit
+            )
+        self._last = Score(worst, reason, self._alarming)
+
+    # --- calibration -------------------------------------------------------
+
+    def calibrate(
+        self,
+        clean: Iterable[Observation],
+        target_fpr: float,
+        detect: DetectFn | None = None,
+        *,
+        batch: int = 32,
+    ) -> float:
+        """Fit the baseline on clean footage and set the threshold; return it."""
+        return self.calibrate_features([self.features_of(o) for o in clean], target_fpr)
+
+    def calibrate_features(self, rows: Iterable[Mapping[str, float]], target_fpr: float) -> float:
+        """:meth:`calibrate` from per-frame features (e.g. cached ones).
+
+        The baseline is each feature's block means on the clean rows; the
+        threshold is ``margin`` times the ``target_fpr`` quantile of the
+        clean blocks' deviations (largest over features), at least 5 sd: a
+        short clean stretch under-samples the tails of correlated footage.
+        """
+        rows = list(rows)
+        blocks: dict[str, list[float]] = {name: [] for name in self.features}  # NaN: no value
+        for start in range(0, len(rows) - self.block + 1, self.block):
+            for name in self.features:
+                x = [r.get(name, math.nan) for r in rows[start : start + self.block]]
+                x = [v for v in x if math.isfinite(v)]
+                blocks[name].append(sum(x) / len(x) if x else math.nan)
+        baseline = _fit(
+            {k: [v for v in x if math.isfinite(v)] for k, x in blocks.items()}, self.floors
+        )
+        if not baseline:
+            raise ValueError(f"too little clean footage: {len(rows)} frames")
+        worst = [0.0] * len(blocks[self.features[0]])
+        for name, (mean, down, up) in baseline.items():
+            recent: deque[float] = deque(maxlen=self.recent)
+            for i, value in enumerate(blocks[name]):
+                if math.isfinite(value):
+                    recent.append(_standardise(value, mean, down, up))
+                if recent:
+                    worst[i] = max(worst[i], abs(sum(recent) / len(recent)))
+        self._calibrated = baseline
+        self.threshold = max(_MIN_THRESHOLD, self.margin * _quantile(worst, target_fpr))
+        self.reset()
+        return self.threshold
+
+
+class ImageDrift(_BlockDrift):
+    """Drift of the footage itself: brightness, contrast, sharpness and colour.
+
+    Features come from :func:`image_features`; see the module docstring for
+    the engine.  Uncalibrated (``threshold`` infinite) it learns its
+    baseline from the first ``warmup`` blocks it sees and alarms at
+    ``default_threshold`` sd: fine for a quick look, but calibrate on clean
+    footage (:meth:`calibrate`) for a known false-alarm rate.
+
+    Parameters
+    ----------
+    block
+        Frames per block; blocks are averaged before any test (default 10).
+    recent
+        Blocks averaged into the deviation that is compared with the threshold (2).
+    warmup
+        Blocks that bootstrap the baseline when uncalibrated (30).
+    margin
+        Calibration multiplies the clean deviations' quantile by it (1.25).
+    release
+        An episode ends when every deviation is below ``release * threshold`` (0.5).
+    cooldown
+        Blocks after an episode during which no new one starts (30).
+    memory
+        Most block values kept per feature to rebuild the river detectors (200).
+    default_threshold
+        The threshold, in baseline sd, while uncalibrated (4.5).
+    seed
+        Seed of KSWIN's sampling.
+    threshold
+        The calibrated threshold in baseline sd (infinite: uncalibrated).
+
+    Examples
+    --------
+    A seeded grey scene that brightens from frame 400:
+
+    >>> rng = np.random.default_rng(12345)
+    >>> texture = rng.integers(0, 60, (36, 64, 3))
+    >>> def frame(i, level):
+    ...     image = np.clip(texture + level + rng.normal(0, 2), 0, 255).astype(np.uint8)
+    ...     return Observation("cam-1", f"{i:032x}", i, i, image=image)
+    >>> monitor = ImageDrift()
+    >>> monitor.calibrate([frame(i, 100) for i in range(300)], target_fpr=0.01) >= 3.0
+    True
+    >>> for i in range(300, 600):
+    ...     verdict = monitor.update(frame(i, 100 if i < 400 else 130))
+    ...     if verdict.alarm:
+    ...         print(i, verdict.reason.split(",")[0])
+    ...         break
+    404 brightness up 15.0 sd
+    """
+
+    name = "drift.image"
+    consumes = "frames"
+    features = ("brightness", "contrast", "sharpness", "saturation")
+    floors: ClassVar[dict[str, float]] = {
+        "brightness": 1.0,
+        "contrast": 0.5,
+        "sharpness": 0.02,
+        "saturation": 0.5,
+    }
+
+    def features_of(self, observation: Observation) -> dict[str, float]:
+        """:func:`image_features` of the frame; none (no update) without pixels."""
+        if observation.image is None:
+            return {}
+        return image_features(observation.image)
+
+
+class DetectionDrift(_BlockDrift):
+    """Drift of what the model finds: how many people, how sure, how big, where.
+
+    Features come from :func:`detection_features` (count, mean confidence,
+    mean box height, mean height/width and mean centre, positions in
+    pixels); frames without boxes add only their count.  Same engine and
+    parameters as :class:`ImageDrift`.
+
+    Examples
+    --------
+    A model that finds three people a frame, then mostly none from frame 500:
+
+    >>> import random
+    >>> from streams.events import Prediction, Timing
+    >>> rng = random.Random(12345)
+    >>> def observation(i, people):
+    ...     boxes = []
+    ...     for _ in range(people):
+    ...         x, y = rng.uniform(0, 500), rng.uniform(100, 200)
+    ...         boxes.append(Box(x, y, x + 40, y + 100, rng.uniform(0.5, 0.9)))
+    ...     p = Prediction(f"{i:032x}", "cam-1", i, i, "ssd", "1", boxes, Timing(), i)
+    ...     return Observation.of_prediction(p)
+    >>> monitor = DetectionDrift()
+    >>> _ = monitor.calibrate([observation(i, rng.choice([2, 3, 4])) for i in range(400)], 0.01)
+    >>> for i in range(400, 800):
+    ...     verdict = monitor.update(observation(i, 3 if i < 500 else rng.choice([0, 0, 1])))
+    ...     if verdict.alarm:
+    ...         print(i, verdict.reason.split(",")[0])
+    ...         break
+    509 count down 7.5 sd
+    """
+
+    name = "drift.detections"
+    consumes = "predictions"
+    features = _DETECTION_FEATURES
+    floors: ClassVar[dict[str, float]] = {
+        "count": 0.2,
+        "confidence": 0.01,
+        "height": 2.0,
+        "aspect": 0.05,
+        "centre_x": 4.0,
+        "centre_y": 4.0,
+    }
+
+    def features_of(self, observation: Observation) -> dict[str, float]:
+        """:func:`detection_features` of the prediction; none without one."""
+        if observation.prediction is None:
+            return {}
+        return detection_features(observation.prediction.boxes)

@@ -1,0 +1,241 @@
+"""Model health: did the predictions change when the model version did?
+
+A new model version that finds far fewer pedestrians, or finds them with
+much less confidence, on the same camera is a regression even when no
+frame looks wrong.  The monitor keeps the current version's recent
+predictions; when ``model_version`` changes it freezes them as the previous
+version's baseline and compares the new version's frames with it.
+
+Why an effect size and not a test: consecutive frames are strongly
+correlated, so a two-sample test that counts frames as independent samples
+finds "significant" differences between any two stretches of clean video.
+The statistic is the standardised mean difference (Cohen's d) of the
+detections per frame and of the frame's mean confidence, the larger of
+the two; it does not grow with the number of frames, and calibration
+measures how large it gets between consecutive stretches of clean footage
+from one model, i.e. what re-versioning an identical model would show.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from detectors.monitors.base import DetectFn, Monitor, Observation, Score, Verdict
+from detectors.monitors.base import quantile_threshold as _quantile
+
+__all__ = ["ModelHealth"]
+
+_FLOORS = {"count": 0.5, "confidence": 0.05}  # the smallest spread, so constant streams compare
+_LABELS = {"count": "detections/frame", "confidence": "mean confidence"}
+_MIN_THRESHOLD = 0.5  # a calibration never sets the threshold below half a standard deviation
+
+Sample = tuple[float, float | None]  # detections in a frame, their mean confidence
+
+
+def _effect(base: Sequence[Sample], new: Sequence[Sample]) -> tuple[float, str, float, float]:
+    """The largest standardised mean difference, its feature, and the two means."""
+    best = (0.0, "count", 0.0, 0.0)
+    for k, name in enumerate(_FLOORS):
+        b = np.asarray([s[k] for s in base if s[k] is not None], dtype=np.float64)
+        x = np.asarray([s[k] for s in new if s[k] is not None], dtype=np.float64)
+        if b.size < 2 or x.size < 2:
+            continue  # e.g. no confidence at all: the count speaks for it
+        spread = math.sqrt(b.var() + _FLOORS[name] ** 2)
+        d = abs(float(x.mean()) - float(b.mean())) / spread
+        if d > best[0]:
+            best = (d, name, float(x.mean()), float(b.mean()))
+    return best
+
+
+class ModelHealth(Monitor):
+    """Shift of one camera's predictions after a model version change.
+
+    Until the first version change it only keeps the last ``window``
+    frames.  After a change, from the new version's ``min_samples``-th frame
+    on, the value is the effect size (see the module docstring) of its
+    frames (the last ``window``) against the previous version's; it alarms
+    above the threshold.  After ``window`` frames in a row without an alarm
+    the new version becomes the baseline.  A version still on trial is
+    compared with the last accepted one, even after a further change.
+
+    Parameters
+    ----------
+    window
+        Frames of a version kept as its baseline, and the trial length (default 300).
+    min_samples
+        Frames of a new version before it is judged (60).
+    margin
+        Calibration multiplies the clean quantile by it (1.5).
+    default_threshold
+        The threshold while uncalibrated, in standard deviations (1.0).
+    threshold
+        The calibrated threshold (infinite: uncalibrated).
+
+    Examples
+    --------
+    Version 2 of the model is much less sure of the same pedestrians:
+
+    >>> import random
+    >>> from streams.events import Box, Prediction, Timing
+    >>> rng = random.Random(12345)
+    >>> def observation(i, version, scale=1.0):
+    ...     boxes = [Box(10.0 * k, 0.0, 10.0 * k + 8, 20.0, scale * rng.uniform(0.6, 0.9))
+    ...              for k in range(rng.choice([1, 2, 3]))]
+    ...     p = Prediction(f"{i:032x}", "cam-1", i, i, "ssd", version, boxes, Timing(), i)
+    ...     return Observation.of_prediction(p)
+    >>> monitor = ModelHealth()
+    >>> monitor.calibrate([observation(i, "1") for i in range(900)], 0.01) < 1.0
+    True
+    >>> for i in range(900, 1400):
+    ...     old = i < 1200
+    ...     verdict = monitor.update(observation(i, "1" if old else "2", 1.0 if old else 0.5))
+    ...     if verdict.alarm:
+    ...         print(i, verdict.reason)
+    ...         break
+    1259 after 2: mean confidence 0.38 vs 0.75 under 1
+    """
+
+    name = "health"
+    kind = "health"
+    consumes = "predictions"
+    params = ("window", "min_samples", "margin", "default_threshold")
+
+    def __init__(
+        self,
+        *,
+        window: int = 300,
+        min_samples: int = 60,
+        margin: float = 1.5,
+        default_threshold: float = 1.0,
+        threshold: float = math.inf,
+    ) -> None:
+        if not 2 <= min_samples <= window:
+            raise ValueError(f"need 2 <= min_samples <= window, got {min_samples}, {window}")
+        if margin < 1.0 or default_threshold <= 0.0:
+            raise ValueError("margin must be >= 1 and default_threshold > 0")
+        self.window, self.min_samples = window, min_samples
+        self.margin, self.default_threshold = margin, default_threshold
+        super().__init__(threshold=threshold)
+
+    def reset(self) -> None:
+        """Forget the versions seen; keep the calibration."""
+        self._version: str | None = None
+        self._current: deque[Sample] = deque(maxlen=self.window)
+        self._base: dict[str, Any] | None = None  # {"version", "samples"} of the accepted one
+        self._calm = 0  # frames of the version on trial since it last alarmed
+
+    @property
+    def limit(self) -> float:
+        """The threshold in use: the calibrated one, else ``default_threshold``."""
+        return self.threshold if math.isfinite(self.threshold) else self.default_threshold
+
+    def judge(self, score: Score) -> Verdict:
+        """As :meth:`Monitor.judge`, reporting the threshold actually in use."""
+        return dataclasses.replace(super().judge(score), threshold=self.limit)
+
+    def score(self, observation: Observation) -> Score:
+        """Add one prediction; judge the version on trial, if any."""
+        p = observation.prediction
+        if p is None:
+            return Score(0.0, "", False)
+        if p.model_version != self._version:
+            leaving_accepted = self._version is not None and self._base is None
+            if leaving_accepted and len(self._current) >= self.min_samples:
+                self._base = {"version": self._version, "samples": list(self._current)}
+            self._version, self._calm = p.model_version, 0
+            self._current.clear()
+        confidences = [b.score for b in p.boxes]
+        mean = sum(confidences) / len(confidences) if confidences else None
+        self._current.append((float(len(p.boxes)), mean))
+        if self._base is None:
+            return Score(0.0, "", False)
+        self._calm += 1
+        if len(self._current) < self.min_samples:
+            return Score(0.0, "", False)
+        value, feature, now, before = _effect(self._base["samples"], self._current)
+        if value > self.limit:
+            self._calm = 0
+            base = self._base["version"]
+            label = _LABELS[feature]
+            why = f"after {p.model_version}: {label} {now:.2f} vs {before:.2f} under {base}"
+            return Score(value, why, True)
+        if self._calm >= self.window:
+            self._base = None  # the new version is healthy: it is the baseline now
+        return Score(value, "", False)
+
+    def calibration(self) -> dict[str, Any]:
+        """Nothing beyond the threshold: the baseline is the previous version, online."""
+        return {}
+
+    def online_state(self) -> dict[str, Any]:
+        """The current version and its frames, the frozen baseline, the trial's calm run."""
+        return {
+            "version": self._version,
+            "current": [list(s) for s in self._current],
+            "base": None
+            if self._base is None
+            else {
+                "version": self._base["version"],
+                "samples": [list(s) for s in self._base["samples"]],
+            },
+            "calm": self._calm,
+        }
+
+    def load_online_state(self, data: Mapping[str, Any]) -> None:
+        """Load what :meth:`online_state` returned."""
+        if not data:
+            return
+        self._version = data["version"]
+        self._current = deque((_sample(s) for s in data["current"]), maxlen=self.window)
+        base = data["base"]
+        self._base = (
+            None
+            if base is None
+            else {"version": base["version"], "samples": [_sample(s) for s in base["samples"]]}
+        )
+        self._calm = int(data["calm"])
+
+    def calibrate(
+        self,
+        clean: Iterable[Observation],
+        target_fpr: float,
+        detect: DetectFn | None = None,
+        *,
+        batch: int = 32,
+    ) -> float:
+        """Set the threshold from consecutive stretches of clean footage of one version.
+
+        Each ``window`` frames (fewer on short footage) is a baseline; the
+        frames after it play a re-versioned identical model, judged from its
+        ``min_samples``-th frame to its ``window``-th, as :meth:`score` would.
+        The threshold is ``margin`` times the ``target_fpr`` quantile of each
+        such trial's largest value, and at least 0.5.
+        """
+        samples: list[Sample] = []
+        for o in clean:
+            if o.prediction is not None:
+                scores = [b.score for b in o.prediction.boxes]
+                samples.append((float(len(scores)), sum(scores) / len(scores) if scores else None))
+        width = min(self.window, len(samples) - self.min_samples)
+        if width < self.min_samples:
+            raise ValueError(f"too little clean footage: {len(samples)} predictions")
+        worst = []
+        for start in range(0, len(samples) - width - self.min_samples + 1, max(1, width // 2)):
+            base = samples[start : start + width]
+            trial = samples[start + width : start + 2 * width]
+            worst.append(
+                max(_effect(base, trial[:k])[0] for k in range(self.min_samples, len(trial) + 1))
+            )
+        self.threshold = max(_MIN_THRESHOLD, self.margin * _quantile(worst, target_fpr))
+        self.reset()
+        return self.threshold
+
+
+def _sample(s: Sequence[Any]) -> Sample:
+    return (float(s[0]), None if s[1] is None else float(s[1]))

@@ -1,0 +1,82 @@
+"""Finding monitors: every class registered under the entry-point group ``secmlops.detectors``.
+
+The built-in monitors register themselves in this project's
+``pyproject.toml`` exactly as a third-party plug-in would, so there is one
+way in.  ``SECMLOPS_MONITORS`` picks which run: ``all`` (the default),
+``none``, or a comma-separated list of names; a ``-name`` entry removes one
+from ``all`` (``all,-adversarial.squeeze``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib.metadata import EntryPoint, entry_points
+
+from detectors.monitors.base import Monitor
+
+__all__ = ["GROUP", "MonitorLoadError", "available", "load", "select"]
+
+GROUP = "secmlops.detectors"
+
+
+class MonitorLoadError(ValueError):
+    """A monitor name is unknown, or its entry point does not give a usable Monitor class."""
+
+
+def _check(entry: EntryPoint, cls: object) -> type[Monitor]:
+    where = f"entry point {entry.name!r} ({entry.value})"
+    if not (isinstance(cls, type) and issubclass(cls, Monitor)):
+        raise MonitorLoadError(f"{where} is not a subclass of detectors.monitors.base.Monitor")
+    for attr in ("name", "kind", "consumes"):
+        if not isinstance(getattr(cls, attr, None), str):
+            raise MonitorLoadError(f"{where}: {cls.__name__}.{attr} must be set")
+    if cls.name != entry.name:
+        raise MonitorLoadError(f"{where}: the class calls itself {cls.name!r}; names must agree")
+    if cls.consumes not in ("frames", "predictions", "both"):
+        raise MonitorLoadError(f"{where}: consumes={cls.consumes!r} is not frames/predictions/both")
+    return cls
+
+
+def _entries() -> dict[str, EntryPoint]:
+    return {entry.name: entry for entry in entry_points(group=GROUP)}
+
+
+def available() -> list[str]:
+    """Names of every registered monitor, sorted."""
+    return sorted(_entries())
+
+
+def load(name: str) -> type[Monitor]:
+    """The monitor class registered as ``name``.
+
+    Raises
+    ------
+    MonitorLoadError
+        Unknown name (the message lists the known ones), an import error in
+        the plug-in, or a class that breaks the contract.
+    """
+    entries = _entries()
+    if name not in entries:
+        known = ", ".join(sorted(entries)) or "none (is the project installed?)"
+        raise MonitorLoadError(f"no monitor named {name!r}; registered: {known}")
+    try:
+        cls = entries[name].load()
+    except Exception as exc:  # a broken plug-in is reported, with its own error
+        raise MonitorLoadError(f"monitor {name!r} failed to import: {exc!r}") from exc
+    return _check(entries[name], cls)
+
+
+def select(spec: Iterable[str]) -> list[type[Monitor]]:
+    """The monitor classes a ``SECMLOPS_MONITORS``-style list enables, in name order."""
+    names: set[str] = set()
+    for item in (s.strip() for s in spec):
+        if item in ("", "none"):
+            continue
+        if item == "all":
+            names |= set(available())
+        elif item.startswith("-"):
+            load(item[1:])  # a typo in an exclusion is an error too
+            names.discard(item[1:])
+        else:
+            names.add(item)
+    return [load(name) for name in sorted(names)]

@@ -1,0 +1,154 @@
+"""Monitor agents: one Faust agent per enabled monitor, each a loop over its input stream.
+
+Which monitors run is ``SECMLOPS_MONITORS`` (see
+:mod:`detectors.monitors.registry`).  Each agent keeps one monitor instance
+per camera (:class:`~streams.monitoring.MonitorBank`), scores every batch in
+its own one-thread executor (a monitor that needs the model runs in the
+detector's device thread instead, since a model is not re-entrant), sends
+one ``signal/1`` per observed frame to ``pds.signals`` and an ``alert/1`` to
+``pds.alerts`` when a monitor starts alarming on a camera.
+
+Thresholds come from ``secmlops calibrate`` for the served model version
+(:mod:`streams.calibration`), re-read every ``CALIBRATION_REFRESH_S``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+import faust
+
+from detectors.monitors.base import Monitor, Observation
+from detectors.monitors.registry import select
+from model_store.registry import Registry
+from model_store.signing import Verifier
+from streams import claimcheck
+from streams.agents.detect import executor, model_server
+from streams.app import (
+    alerts_topic,
+    app,
+    frames_and_predictions_topic,
+    frames_topic,
+    predictions_topic,
+    signals_topic,
+)
+from streams.app import settings as app_settings
+from streams.calibration import CalibrationStore
+from streams.clients import redis_client
+from streams.events import encode
+from streams.monitoring import AlertTracker, Joiner, MonitorBank, to_signal
+from streams.observations import (
+    ImageCache,
+    frame_observation,
+    prediction_observation,
+    verified,
+    with_prediction,
+)
+from streams.signing import Keyring
+from streams.topics import TOPICS
+
+__all__ = ["ENABLED", "MONITOR_AGENTS"]
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_REFRESH_S = 10.0
+ENABLED: list[type[Monitor]] = select(app_settings.monitors)
+_images = ImageCache()
+_INPUT = {
+    "frames": frames_topic,
+    "predictions": predictions_topic,
+    "both": frames_and_predictions_topic,
+}
+
+
+class _Inputs:
+    """Turns a batch of raw events into observations for one monitor (runs in its executor)."""
+
+    def __init__(self, cls: type[Monitor]) -> None:
+        self.cls = cls
+        self.keyring = Keyring.from_settings(app_settings)
+        self.fetch = partial(claimcheck.fetch, redis_client(app_settings))
+        self.joiner = Joiner()
+
+    def _frame(self, payload: bytes, received: int) -> Observation | None:
+        return frame_observation(
+            payload, received, keyring=self.keyring, images=_images, fetch_image=self.fetch
+        )
+
+    def __call__(self, batch: list[tuple[str, bytes, int]]) -> list[Observation]:
+        consumes = self.cls.consumes
+        if consumes == "predictions":
+            return verified([prediction_observation(v, r) for _, v, r in batch], only=False)
+        if consumes == "frames":
+            found = [self._frame(v, r) for _, v, r in batch]
+            return verified(found, only=self.cls.verified_only)
+        joined: list[Observation] = []
+        for topic, value, received in batch:
+            if topic == TOPICS.predictions.name:
+                obs = prediction_observation(value, received)
+                pair = (
+                    self.joiner.add_prediction(obs.prediction) if obs and obs.prediction else None
+                )
+            else:
+                obs = self._frame(value, received)
+                if obs is None or (obs.signature != "ok" and self.cls.verified_only):
+                    continue
+                pair = self.joiner.add_frame(obs.frame, obs)  # type: ignore[arg-type]
+            if pair is not None:
+                frame_obs, prediction = pair[1], pair[2]
+                joined.append(with_prediction(frame_obs, prediction))
+        return joined
+
+
+def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
+    bank = MonitorBank(cls)
+    alerts = AlertTracker(cls.kind)
+    inputs = _Inputs(cls)
+    client = redis_client(app_settings)
+    registry = Registry(client, Verifier.from_settings(app_settings))
+    calibrations = CalibrationStore(client, app_settings.model_name)
+    own_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"monitor-{cls.name}")
+
+    async def monitor_stream(stream: faust.StreamT) -> None:
+        loop = asyncio.get_running_loop()
+        server = model_server() if cls.needs_model else None
+        pool = executor(server.device) if server is not None else own_pool
+        refreshed, version = 0.0, None
+        async for events in stream.take_events(
+            app_settings.worker_batch_size, within=app_settings.worker_batch_wait_s
+        ):
+            batch = [
+                (e.message.topic, e.message.value or b"", int(e.message.timestamp * 1e9))
+                for e in events
+            ]
+            if time.monotonic() - refreshed > CALIBRATION_REFRESH_S:
+                refreshed = time.monotonic()
+                version = await loop.run_in_executor(
+                    own_pool, calibrations.refresh, bank, registry.active, version
+                )
+            observations = await loop.run_in_executor(own_pool, inputs, batch)
+            if not observations:
+                continue
+            detect = None
+            if server is not None:
+                served = await loop.run_in_executor(pool, server.current)
+                detect = served.detector.detect_batch
+            verdicts = await loop.run_in_executor(pool, bank.verdicts, observations, detect)
+            for obs, verdict in zip(observations, verdicts, strict=True):
+                key = obs.camera_id.encode()
+                await signals_topic.send(key=key, value=encode(to_signal(obs, verdict)))
+                alert = alerts.update(obs, verdict)
+                if alert is not None:
+                    log.warning("ALERT %s", alert.message)
+                    await alerts_topic.send(key=key, value=encode(alert))
+
+    monitor_stream.__name__ = monitor_stream.__qualname__ = "monitor_" + cls.name.replace(".", "_")
+    agent_name = f"streams.agents.monitor.{monitor_stream.__name__}"
+    return app.agent(_INPUT[cls.consumes], name=agent_name, concurrency=1)(monitor_stream)
+
+
+MONITOR_AGENTS = {cls.name: _make_agent(cls) for cls in ENABLED}

@@ -1,0 +1,199 @@
+"""Running monitors on a stream: one instance per camera, verdicts to signals, alarms to alerts.
+
+Pure logic, no Kafka: the monitor agents (:mod:`streams.agents.monitor`),
+``secmlops calibrate`` and the benchmarks all drive monitors through here,
+so they behave the same everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.monitors.base import DetectFn, Monitor, Observation, Verdict
+from streams.events import Alert, Frame, Prediction, Signal, new_id
+
+__all__ = ["SEVERITY", "AlertTracker", "Joiner", "MonitorBank", "to_signal"]
+
+log = logging.getLogger(__name__)
+
+#: How loud a monitor kind's alarms are.
+SEVERITY = {"integrity": "critical", "adversarial": "critical", "health": "critical"}
+
+
+class MonitorBank:
+    """One monitor class, one instance per camera, each loaded with that camera's calibration.
+
+    ``calibrations`` maps a camera id to a saved :meth:`Monitor.state`; the
+    entry ``"*"`` applies to cameras without their own.  Cameras with
+    neither run on the monitor's defaults.
+    """
+
+    def __init__(
+        self, cls: type[Monitor], calibrations: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
+        self.cls = cls
+        self.name = cls.name
+        self._calibrations = dict(calibrations or {})
+        self._cameras: dict[str, Monitor] = {}
+
+    def monitor(self, camera_id: str) -> Monitor:
+        """The camera's instance, created (and calibrated) on first use."""
+        monitor = self._cameras.get(camera_id)
+        if monitor is None:
+            monitor = self.cls()
+            state = self._calibrations.get(camera_id) or self._calibrations.get("*")
+            if state is not None:
+                monitor.restore({**state, "online": {}})
+            self._cameras[camera_id] = monitor
+        return monitor
+
+    def recalibrate(self, calibrations: Mapping[str, Mapping[str, Any]]) -> None:
+        """New thresholds and baselines (e.g. for a new model version), keeping online state."""
+        self._calibrations = dict(calibrations)
+        for camera_id, monitor in self._cameras.items():
+            state = self._calibrations.get(camera_id) or self._calibrations.get("*")
+            if state is not None:
+                threshold = state.get("threshold")
+                monitor.threshold = math.inf if threshold is None else float(threshold)
+                monitor.load_calibration(state.get("calibration") or {})
+
+    @property
+    def cameras(self) -> dict[str, Monitor]:
+        return dict(self._cameras)
+
+    def verdicts(
+        self, observations: Sequence[Observation], detect: DetectFn | None = None
+    ) -> list[Verdict]:
+        """One verdict per observation, in order; a failing monitor fails closed."""
+        out: list[Verdict | None] = [None] * len(observations)
+        by_camera: dict[str, list[int]] = {}
+        for i, obs in enumerate(observations):
+            by_camera.setdefault(obs.camera_id, []).append(i)
+        for camera_id, indices in by_camera.items():
+            monitor = self.monitor(camera_id)
+            batch = [observations[i] for i in indices]
+            try:
+                scores = monitor.score_batch(batch, detect)
+                verdicts = [monitor.judge(score) for score in scores]
+                if len(verdicts) != len(batch):
+                    raise RuntimeError(f"{len(verdicts)} scores for {len(batch)} observations")
+            except Exception as exc:  # a broken monitor must not pass frames silently
+                log.exception("monitor %s failed on camera %s", self.name, camera_id)
+                reason = f"monitor_error: {type(exc).__name__}: {exc}"[:500]
+                verdicts = [Verdict(self.name, 1e9, monitor.threshold, True, reason)] * len(batch)
+            for i, verdict in zip(indices, verdicts, strict=True):
+                out[i] = verdict
+        return out  # type: ignore[return-value]
+
+
+def to_signal(observation: Observation, verdict: Verdict) -> Signal:
+    """The ``signal/1`` event for a verdict."""
+    version = observation.prediction.model_version if observation.prediction else None
+    return Signal(
+        frame_id=observation.frame_id,
+        camera_id=observation.camera_id,
+        seq=observation.seq,
+        monitor=verdict.monitor,
+        score=max(-1e9, min(1e9, verdict.score)),
+        threshold=max(-1e9, min(1e9, verdict.threshold)),
+        alarm=verdict.alarm,
+        ts_ns=time.time_ns(),
+        model_version=version,
+        reason=verdict.reason[:2000],
+    )
+
+
+@dataclass
+class _Episode:
+    first_seq: int
+    last_seq: int
+    quiet: int = 0
+
+
+@dataclass
+class AlertTracker:
+    """Turns per-frame alarms into alerts: one when an episode starts, not one per frame.
+
+    An episode of a monitor on a camera starts with an alarm and ends after
+    ``quiet_frames`` frames without one; only its start raises an alert.
+    (Deduplication across monitors and rate limits belong to the policy agents.)
+    """
+
+    kind: str
+    quiet_frames: int = 30
+    _episodes: dict[str, _Episode] = field(default_factory=dict)
+
+    def update(self, observation: Observation, verdict: Verdict) -> Alert | None:
+        camera = observation.camera_id
+        episode = self._episodes.get(camera)
+        if not verdict.alarm:
+            if episode is not None:
+                episode.quiet += 1
+                if episode.quiet >= self.quiet_frames:
+                    del self._episodes[camera]
+            return None
+        if episode is not None:
+            episode.last_seq, episode.quiet = max(episode.last_seq, observation.seq), 0
+            return None
+        self._episodes[camera] = _Episode(observation.seq, observation.seq)
+        return Alert(
+            alert_id=new_id(),
+            ts_ns=time.time_ns(),
+            severity=SEVERITY.get(self.kind, "warning"),  # type: ignore[arg-type]
+            source=verdict.monitor,
+            message=f"{verdict.monitor} on {camera}: {verdict.reason or 'alarm'}"[:2000],
+            camera_id=camera,
+            first_seq=observation.seq,
+            last_seq=observation.seq,
+            evidence={
+                "frame_id": observation.frame_id,
+                "score": round(verdict.score, 6),
+                "threshold": round(verdict.threshold, 6),
+            },
+        )
+
+
+class Joiner:
+    """Pairs each frame with its prediction by frame id, whichever arrives first.
+
+    Both wait at most ``capacity`` entries per side; an evicted frame had no
+    prediction (the detector rejected it and dead-lettered it), so it is
+    dropped from the join; an evicted prediction is returned by
+    :meth:`add` as an orphan, for the caller to signal.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._frames: OrderedDict[str, tuple[Frame, Any]] = OrderedDict()
+        self._predictions: OrderedDict[str, Prediction] = OrderedDict()
+
+    def add_frame(self, frame: Frame, extra: Any = None) -> tuple[Frame, Any, Prediction] | None:
+        prediction = self._predictions.pop(frame.frame_id, None)
+        if prediction is not None:
+            return frame, extra, prediction
+        self._frames[frame.frame_id] = (frame, extra)
+        while len(self._frames) > self.capacity:
+            self._frames.popitem(last=False)
+        return None
+
+    def add_prediction(
+        self, prediction: Prediction, on_orphan: Callable[[Prediction], None] | None = None
+    ) -> tuple[Frame, Any, Prediction] | None:
+        waiting = self._frames.pop(prediction.frame_id, None)
+        if waiting is not None:
+            return waiting[0], waiting[1], prediction
+        self._predictions[prediction.frame_id] = prediction
+        while len(self._predictions) > self.capacity:
+            _, orphan = self._predictions.popitem(last=False)
+            if on_orphan is not None:
+                on_orphan(orphan)
+        return None
+
+    def __len__(self) -> int:
+        return len(self._frames) + len(self._predictions)

@@ -1,0 +1,120 @@
+"""Raw Kafka records to monitor observations: decode, verify, and decode the image once.
+
+Several monitor agents read the same frames; each would otherwise decode
+the JPEG again.  :class:`ImageCache` keeps the last few hundred decoded
+frames of the process by frame id, so a frame is decoded about once however
+many monitors look at it.  Only frames whose signature verified are decoded:
+untrusted pixels never reach a monitor.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+
+from detectors.imaging import ImageError, decode_image
+from detectors.monitors.base import Observation
+from streams.claimcheck import ClaimCheckError
+from streams.events import Frame, InvalidEvent, Prediction, decode
+from streams.inference import ImageFetcher
+from streams.signing import Keyring
+
+__all__ = ["ImageCache", "frame_observation", "prediction_observation"]
+
+
+class ImageCache:
+    """A thread-safe LRU of decoded images by frame id (``capacity`` frames)."""
+
+    def __init__(self, capacity: int = 192) -> None:
+        self.capacity = capacity
+        self._images: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, frame: Frame, fetch_image: ImageFetcher | None) -> np.ndarray | None:
+        """The frame's pixels, decoded at most once while cached; None when undecodable."""
+        with self._lock:
+            image = self._images.get(frame.frame_id)
+            if image is not None:
+                self._images.move_to_end(frame.frame_id)
+                self.hits += 1
+                return image
+        self.misses += 1
+        try:
+            data = frame.image
+            if not data:
+                if fetch_image is None:
+                    return None
+                data = fetch_image(frame.image_ref, frame.image_sha256)
+            image = decode_image(data, width=frame.width, height=frame.height)
+        except (ImageError, ClaimCheckError):
+            return None
+        with self._lock:
+            self._images[frame.frame_id] = image
+            while len(self._images) > self.capacity:
+                self._images.popitem(last=False)
+        return image
+
+
+def frame_observation(
+    payload: bytes,
+    received_ns: int,
+    *,
+    keyring: Keyring | None,
+    images: ImageCache | None,
+    fetch_image: ImageFetcher | None = None,
+) -> Observation | None:
+    """An observation of one ``pds.frames`` record, or None for a record that is no frame.
+
+    Malformed records are the detector agent's to dead-letter; a monitor
+    skips them.  ``images=None`` skips decoding (monitors that need no pixels).
+    """
+    try:
+        frame = decode(payload, Frame)
+    except InvalidEvent:
+        return None
+    verdict = keyring.verify(frame) if keyring is not None else "ok"
+    image = images.get(frame, fetch_image) if images is not None and verdict == "ok" else None
+    return Observation(
+        camera_id=frame.camera_id,
+        frame_id=frame.frame_id,
+        seq=frame.seq,
+        capture_ts_ns=frame.capture_ts_ns,
+        received_ts_ns=received_ns,
+        signature=verdict,
+        frame=frame,
+        image=image,
+    )
+
+
+def prediction_observation(payload: bytes, received_ns: int) -> Observation | None:
+    """An observation of one ``pds.predictions`` record, or None when it is not one."""
+    try:
+        prediction = decode(payload, Prediction)
+    except InvalidEvent:
+        return None
+    return Observation.of_prediction(prediction, received_ns)
+
+
+def with_prediction(observation: Observation, prediction: Prediction) -> Observation:
+    """The frame observation joined with its prediction."""
+    return Observation(
+        camera_id=observation.camera_id,
+        frame_id=observation.frame_id,
+        seq=observation.seq,
+        capture_ts_ns=observation.capture_ts_ns,
+        received_ts_ns=observation.received_ts_ns,
+        signature=observation.signature,
+        frame=observation.frame,
+        image=observation.image,
+        prediction=prediction,
+    )
+
+
+def verified(observations: Sequence[Observation | None], only: bool) -> list[Observation]:
+    """Drop non-records, and frames that failed verification when ``only``."""
+    return [o for o in observations if o is not None and (not only or o.signature == "ok")]
