@@ -162,38 +162,63 @@ class AlertTracker:
 class Joiner:
     """Pairs each frame with its prediction by frame id, whichever arrives first.
 
-    Both wait at most ``capacity`` entries per side; an evicted frame had no
+    A frame id seen twice (a replayed frame) pairs twice, first with first.
+    Each side waits at most ``capacity`` entries; an evicted frame had no
     prediction (the detector rejected it and dead-lettered it), so it is
-    dropped from the join; an evicted prediction is returned by
-    :meth:`add` as an orphan, for the caller to signal.
+    dropped from the join; an evicted prediction is handed to ``on_orphan``.
     """
 
     def __init__(self, capacity: int = 1024) -> None:
         self.capacity = capacity
-        self._frames: OrderedDict[str, tuple[Frame, Any]] = OrderedDict()
-        self._predictions: OrderedDict[str, Prediction] = OrderedDict()
+        self._frames: OrderedDict[str, list[tuple[Frame, Any]]] = OrderedDict()
+        self._predictions: OrderedDict[str, list[Prediction]] = OrderedDict()
+        self._sizes = [0, 0]
+
+    @staticmethod
+    def _take(waiting: OrderedDict[str, list[Any]], key: str) -> Any:
+        queue = waiting.get(key)
+        if not queue:
+            return None
+        item = queue.pop(0)
+        if not queue:
+            del waiting[key]
+        return item
+
+    @staticmethod
+    def _evict(waiting: OrderedDict[str, list[Any]]) -> Any:
+        key, queue = next(iter(waiting.items()))
+        item = queue.pop(0)
+        if not queue:
+            del waiting[key]
+        return item
 
     def add_frame(self, frame: Frame, extra: Any = None) -> tuple[Frame, Any, Prediction] | None:
-        prediction = self._predictions.pop(frame.frame_id, None)
+        prediction = self._take(self._predictions, frame.frame_id)
         if prediction is not None:
+            self._sizes[1] -= 1
             return frame, extra, prediction
-        self._frames[frame.frame_id] = (frame, extra)
-        while len(self._frames) > self.capacity:
-            self._frames.popitem(last=False)
+        self._frames.setdefault(frame.frame_id, []).append((frame, extra))
+        self._sizes[0] += 1
+        while self._sizes[0] > self.capacity:
+            self._evict(self._frames)
+            self._sizes[0] -= 1
         return None
 
     def add_prediction(
         self, prediction: Prediction, on_orphan: Callable[[Prediction], None] | None = None
     ) -> tuple[Frame, Any, Prediction] | None:
-        waiting = self._frames.pop(prediction.frame_id, None)
+        waiting = self._take(self._frames, prediction.frame_id)
         if waiting is not None:
+            self._sizes[0] -= 1
             return waiting[0], waiting[1], prediction
-        self._predictions[prediction.frame_id] = prediction
-        while len(self._predictions) > self.capacity:
-            _, orphan = self._predictions.popitem(last=False)
+        self._predictions.setdefault(prediction.frame_id, []).append(prediction)
+        self._sizes[1] += 1
+        while self._sizes[1] > self.capacity:
+            orphan = self._evict(self._predictions)
+            self._sizes[1] -= 1
             if on_orphan is not None:
                 on_orphan(orphan)
         return None
 
     def __len__(self) -> int:
-        return len(self._frames) + len(self._predictions)
+        return sum(self._sizes)

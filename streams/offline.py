@@ -113,11 +113,14 @@ def calibrate_monitors(
     detect: DetectFn | None = None,
     *,
     on_done: Callable[[str, str, Monitor], None] | None = None,
+    skipped: dict[str, str] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Calibrate every monitor on every camera's footage: ``{monitor: {camera: state}}``.
 
     A monitor that needs predictions is skipped for footage recorded
-    without a detector; one that needs the model is skipped without ``detect``.
+    without a detector; one that needs the model is skipped without ``detect``;
+    one whose ``calibrate`` raises ``ValueError`` (e.g. too little footage) is
+    skipped for that camera, and ``skipped["monitor@camera"]`` says why.
     """
     states: dict[str, dict[str, dict[str, Any]]] = {}
     for cls in classes:
@@ -127,7 +130,12 @@ def calibrate_monitors(
             if cls.consumes != "frames" and any(p is None for p in cam.predictions):
                 continue
             monitor = cls()
-            monitor.calibrate(cam.observations(), target_fpr, detect)
+            try:
+                monitor.calibrate(cam.observations(), target_fpr, detect)
+            except ValueError as exc:
+                if skipped is not None:
+                    skipped[f"{cls.name}@{camera}"] = str(exc)
+                continue
             monitor.reset()
             states.setdefault(cls.name, {})[camera] = {**monitor.state(), "online": {}}
             if on_done is not None:

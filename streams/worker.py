@@ -60,7 +60,8 @@ def run_worker(loglevel: str = "info") -> None:
 
     preflight(settings)
     ensure_topics(settings)
-    import streams.agents.detect  # noqa: F401 - registers the agents with the app
+    # Importing the agent modules registers their agents with the app.
+    import streams.agents.detect
     import streams.agents.monitor  # noqa: F401
 
     logging.getLogger("faust").setLevel(loglevel.upper())

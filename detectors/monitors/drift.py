@@ -1,31 +1,28 @@
 """Drift monitors: has the camera's footage, or what the model finds in it, changed?
 
-Why blocks: consecutive video frames are strongly correlated, so per-frame
-values fed raw to change detectors that assume independent samples raise a
-storm of false alarms.  Each monitor reduces a frame to a few named features,
+Consecutive video frames are strongly correlated, so per-frame values fed
+raw to change detectors that assume independent samples raise a storm of
+false alarms.  Each monitor reduces a frame to a few named features,
 averages them over non-overlapping blocks of ``block`` frames, standardises
-each block mean against a clean baseline, and feeds that to river's
-:class:`~river.drift.PageHinkley`, :class:`~river.drift.ADWIN` and
-:class:`~river.drift.KSWIN`.  A drift alarm needs two things on one feature:
-one of the three detectors fired within the last few blocks, *and* the mean
-standardised deviation of the last ``recent`` blocks exceeds the calibrated
-threshold.  Hysteresis (an episode lasts until every deviation falls below
-``release * threshold``) and a refractory ``cooldown`` make one shift one
-alarm episode.
+each block mean against a clean baseline and feeds it to river's
+PageHinkley, ADWIN and KSWIN.  An alarm needs, on one feature, a firing of
+one of the three within the last few blocks *and* a mean deviation of the
+last ``recent`` blocks above the threshold.  Hysteresis (an episode lasts
+until every deviation is below ``release * threshold``) and a refractory
+``cooldown`` make one shift one alarm episode.  The baseline keeps one
+scale per direction (from the upper and lower semi-variances): footage
+gets darker (shade, tunnels) far more often than brighter.
 
-The baseline keeps one scale per direction (twice the upper and the lower
-semi-variance): dashcam footage gets darker (shade, tunnels) far more often
-than brighter, and a single standard deviation would blunt one direction.
-
-River's ADWIN keeps its state in a compiled helper that only pickle can
-save, so the online state keeps the block values fed to the detectors since
-they were built (at most ``memory``; then the detectors are rebuilt from the
-newest half) and :meth:`load_online_state` rebuilds them by replaying it.
+ADWIN keeps its state in a compiled helper only pickle can save, so the
+online state keeps the values fed to the detectors since they were built
+(at most ``memory``; then they are rebuilt from the newest half), and
+:meth:`load_online_state` rebuilds them by replaying those values.
 """
 
 from __future__ import annotations
 
 import abc
+import copy
 import dataclasses
 import math
 from collections import deque
@@ -45,6 +42,7 @@ __all__ = ["DetectionDrift", "ImageDrift", "detection_features", "image_features
 _HOLD = 6  # blocks a river detector's firing stays valid as evidence
 _MIN_THRESHOLD = 5.0  # sd; a calibration never sets the threshold below it
 _CLIP = 50.0  # sd; standardised values fed to the detectors are clipped to it
+_PLAIN = ("frames", "sums", "warm", "learned", "fed", "latch", "alarming", "quiet")
 _DETECTION_FEATURES = ("count", "confidence", "height", "aspect", "centre_x", "centre_y")
 
 
@@ -60,16 +58,12 @@ def image_features(image: np.ndarray) -> dict[str, float]:
     >>> image_features(image)["brightness"]
     100.0
     """
-    height, width = image.shape[:2]
-    small = cv2.resize(
-        image, (320, max(1, round(320 * height / width))), interpolation=cv2.INTER_AREA
-    )
+    aspect = image.shape[0] / image.shape[1]
+    small = cv2.resize(image, (320, max(1, round(320 * aspect))), interpolation=cv2.INTER_AREA)
     grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
     mean, std = cv2.meanStdDev(grey)
     laplacian = cv2.Laplacian(grey, cv2.CV_32F)
-    tiny = cv2.resize(
-        small, (160, max(1, round(160 * height / width))), interpolation=cv2.INTER_AREA
-    )
+    tiny = cv2.resize(small, (160, max(1, round(160 * aspect))), interpolation=cv2.INTER_AREA)
     hsv = cv2.cvtColor(tiny, cv2.COLOR_BGR2HSV)
     return {
         "brightness": float(mean[0, 0]),
@@ -129,17 +123,8 @@ class _BlockDrift(Monitor):
     kind = "drift"
     features: ClassVar[tuple[str, ...]]
     floors: ClassVar[dict[str, float]]  # the smallest scale of each feature, in its units
-    params = (
-        "block",
-        "recent",
-        "warmup",
-        "margin",
-        "release",
-        "cooldown",
-        "memory",
-        "default_threshold",
-        "seed",
-    )
+    params = ("block", "recent", "warmup", "margin", "release", "cooldown", "memory")
+    params += ("default_threshold", "seed")
 
     def __init__(
         self,
@@ -207,17 +192,10 @@ class _BlockDrift(Monitor):
         self._calibrated = {k: [float(x) for x in v] for k, v in baseline.items()}
 
     def online_state(self) -> dict[str, Any]:
-        """Block accumulators, bootstrap, detector inputs, recent deviations, episode."""
-        return {
-            "frames": self._frames,
-            "sums": {k: list(v) for k, v in self._sums.items()},
-            "warm": {k: list(v) for k, v in self._warm.items()},
-            "learned": {k: list(v) for k, v in self._learned.items()},
-            "fed": {k: list(v) for k, v in self._fed.items()},
+        """Block sums, bootstrap, detector inputs, recent deviations, episode; JSON data."""
+        state = {k: copy.deepcopy(getattr(self, f"_{k}")) for k in _PLAIN}
+        return state | {
             "recent": {k: list(v) for k, v in self._recent.items()},
-            "latch": dict(self._latch),
-            "alarming": self._alarming,
-            "quiet": self._quiet,
             "last": [self._last.value, self._last.reason],
         }
 
@@ -225,17 +203,11 @@ class _BlockDrift(Monitor):
         """Load what :meth:`online_state` returned, replaying the detectors' inputs."""
         if not data:
             return
-        self._frames = int(data["frames"])
-        self._sums = {k: [float(s), int(n)] for k, (s, n) in data["sums"].items()}
-        self._warm = {k: [float(x) for x in v] for k, v in data["warm"].items()}
-        self._learned = {k: [float(x) for x in v] for k, v in data["learned"].items()}
-        self._recent = {
-            k: deque((float(x) for x in v), maxlen=self.recent) for k, v in data["recent"].items()
-        }
-        self._latch = {k: int(v) for k, v in data["latch"].items()}
-        self._alarming, self._quiet = bool(data["alarming"]), int(data["quiet"])
-        self._last = Score(float(data["last"][0]), str(data["last"][1]), self._alarming)
-        self._detectors = {k: self._build(k, data["fed"].get(k, [])) for k in self.features}
+        for k in _PLAIN:
+            setattr(self, f"_{k}", copy.deepcopy(data[k]))
+        self._recent = {k: deque(v, maxlen=self.recent) for k, v in data["recent"].items()}
+        self._last = Score(data["last"][0], data["last"][1], self._alarming)
+        self._detectors = {k: self._build(k, self._fed.get(k, [])) for k in self.features}
 
     # --- scoring -----------------------------------------------------------
 
@@ -340,25 +312,23 @@ class _BlockDrift(Monitor):
         rows = list(rows)
         blocks: dict[str, list[float]] = {name: [] for name in self.features}  # NaN: no value
         for start in range(0, len(rows) - self.block + 1, self.block):
-            for name in self.features:
+            for name, values in blocks.items():
                 x = [r.get(name, math.nan) for r in rows[start : start + self.block]]
-                x = [v for v in x if math.isfinite(v)]
-                blocks[name].append(sum(x) / len(x) if x else math.nan)
+                values.append(np.nanmean(x) if any(map(math.isfinite, x)) else math.nan)
         baseline = _fit(
             {k: [v for v in x if math.isfinite(v)] for k, x in blocks.items()}, self.floors
         )
         if not baseline:
             raise ValueError(f"too little clean footage: {len(rows)} frames")
-        worst = [0.0] * len(blocks[self.features[0]])
+        worst = np.zeros(len(blocks[self.features[0]]))
         for name, (mean, down, up) in baseline.items():
-            recent: deque[float] = deque(maxlen=self.recent)
-            for i, value in enumerate(blocks[name]):
-                if math.isfinite(value):
-                    recent.append(_standardise(value, mean, down, up))
-                if recent:
-                    worst[i] = max(worst[i], abs(sum(recent) / len(recent)))
+            z = [_standardise(v, mean, down, up) for v in blocks[name] if math.isfinite(v)]
+            at = [i for i, v in enumerate(blocks[name]) if math.isfinite(v)]
+            for j, i in enumerate(at):  # the deviation a block would score, as in score()
+                window = z[max(0, j - self.recent + 1) : j + 1]
+                worst[i] = max(worst[i], abs(sum(window) / len(window)))
         self._calibrated = baseline
-        self.threshold = max(_MIN_THRESHOLD, self.margin * _quantile(worst, target_fpr))
+        self.threshold = max(_MIN_THRESHOLD, self.margin * _quantile(list(worst), target_fpr))
         self.reset()
         return self.threshold
 
@@ -375,25 +345,21 @@ class ImageDrift(_BlockDrift):
     Parameters
     ----------
     block
-        Frames per block; blocks are averaged before any test (default 10).
+        Frames per block, averaged before any test (default 5).
     recent
-        Blocks averaged into the deviation that is compared with the threshold (2).
+        Blocks averaged into the deviation compared with the threshold (2).
     warmup
-        Blocks that bootstrap the baseline when uncalibrated (30).
-    margin
-        Calibration multiplies the clean deviations' quantile by it (1.25).
-    release
-        An episode ends when every deviation is below ``release * threshold`` (0.5).
-    cooldown
-        Blocks after an episode during which no new one starts (30).
+        Blocks that bootstrap the baseline when uncalibrated (120).
+    margin, release, cooldown
+        Calibration's factor on the clean quantile (1.5); the fraction of
+        the threshold that ends an episode (0.5); blocks after an episode
+        in which none starts (60).
     memory
-        Most block values kept per feature to rebuild the river detectors (200).
-    default_threshold
-        The threshold, in baseline sd, while uncalibrated (4.5).
+        Most block values kept per feature to rebuild the detectors (200).
+    default_threshold, threshold
+        The threshold in baseline sd while uncalibrated (5.0); the calibrated one.
     seed
         Seed of KSWIN's sampling.
-    threshold
-        The calibrated threshold in baseline sd (infinite: uncalibrated).
 
     Examples
     --------
@@ -418,12 +384,9 @@ class ImageDrift(_BlockDrift):
     name = "drift.image"
     consumes = "frames"
     features = ("brightness", "contrast", "sharpness", "saturation")
-    floors: ClassVar[dict[str, float]] = {
-        "brightness": 1.0,
-        "contrast": 0.5,
-        "sharpness": 0.02,
-        "saturation": 0.5,
-    }
+    floors: ClassVar[dict[str, float]] = dict(
+        brightness=1.0, contrast=0.5, sharpness=0.02, saturation=0.5
+    )
 
     def features_of(self, observation: Observation) -> dict[str, float]:
         """:func:`image_features` of the frame; none (no update) without pixels."""
@@ -467,14 +430,9 @@ class DetectionDrift(_BlockDrift):
     name = "drift.detections"
     consumes = "predictions"
     features = _DETECTION_FEATURES
-    floors: ClassVar[dict[str, float]] = {
-        "count": 0.2,
-        "confidence": 0.01,
-        "height": 2.0,
-        "aspect": 0.05,
-        "centre_x": 4.0,
-        "centre_y": 4.0,
-    }
+    floors: ClassVar[dict[str, float]] = dict(
+        count=0.2, confidence=0.01, height=2.0, aspect=0.05, centre_x=4.0, centre_y=4.0
+    )
 
     def features_of(self, observation: Observation) -> dict[str, float]:
         """:func:`detection_features` of the prediction; none without one."""

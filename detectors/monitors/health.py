@@ -6,14 +6,15 @@ frame looks wrong.  The monitor keeps the current version's recent
 predictions; when ``model_version`` changes it freezes them as the previous
 version's baseline and compares the new version's frames with it.
 
-Why an effect size and not a test: consecutive frames are strongly
-correlated, so a two-sample test that counts frames as independent samples
-finds "significant" differences between any two stretches of clean video.
-The statistic is the standardised mean difference (Cohen's d) of the
-detections per frame and of the frame's mean confidence, the larger of
-the two; it does not grow with the number of frames, and calibration
-measures how large it gets between consecutive stretches of clean footage
-from one model, i.e. what re-versioning an identical model would show.
+Why not a two-sample test: consecutive frames are strongly correlated, so a
+test that counts frames as independent samples finds "significant"
+differences between any two stretches of clean video.  The statistic
+compares means and does not grow with the number of frames: the log ratio
+of detections per frame (pedestrians come and go in proportion; a model
+that misses most of them divides the count) and the difference of the
+mean per-frame confidence, each divided by its calibrated scale (how far
+it moves between consecutive clean stretches of one model, i.e. what
+re-versioning an identical model shows), the larger of the two.
 """
 
 from __future__ import annotations
@@ -24,32 +25,46 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from detectors.monitors.base import DetectFn, Monitor, Observation, Score, Verdict
 from detectors.monitors.base import quantile_threshold as _quantile
 
 __all__ = ["ModelHealth"]
 
-_FLOORS = {"count": 0.5, "confidence": 0.05}  # the smallest spread, so constant streams compare
+#: Scales when uncalibrated: a count ratio of e^0.5 (about 1.6x), a confidence step of 0.05
+_DEFAULT_SCALES = {"count": 0.5, "confidence": 0.05}
+_SCALE_FLOORS = {"count": 0.05, "confidence": 0.005}  # the smallest calibrated scale
 _LABELS = {"count": "detections/frame", "confidence": "mean confidence"}
-_MIN_THRESHOLD = 0.5  # a calibration never sets the threshold below half a standard deviation
+_MIN_THRESHOLD = 2.0  # a calibration never sets the threshold below twice the clean scale
 
 Sample = tuple[float, float | None]  # detections in a frame, their mean confidence
 
 
-def _effect(base: Sequence[Sample], new: Sequence[Sample]) -> tuple[float, str, float, float]:
-    """The largest standardised mean difference, its feature, and the two means."""
+def _means(base: Sequence[Sample], new: Sequence[Sample]) -> dict[str, tuple[float, float, float]]:
+    """Per feature with values on both sides: the new mean, the base mean, their difference.
+
+    The count's difference is a log ratio (pedestrians come and go in
+    proportion; a model that misses most of them divides the count).
+    """
+    out = {}
+    for k, name in enumerate(_DEFAULT_SCALES):
+        b = [s[k] for s in base if s[k] is not None]
+        x = [s[k] for s in new if s[k] is not None]
+        if b and x:  # e.g. no confidence at all: the count speaks for it
+            now, before = sum(x) / len(x), sum(b) / len(b)
+            diff = math.log((now + 0.1) / (before + 0.1)) if k == 0 else now - before
+            out[name] = (now, before, diff)
+    return out
+
+
+def _shift(
+    base: Sequence[Sample], new: Sequence[Sample], scales: Mapping[str, float]
+) -> tuple[float, str, float, float]:
+    """The largest scaled difference, its feature, and the new and the base means."""
     best = (0.0, "count", 0.0, 0.0)
-    for k, name in enumerate(_FLOORS):
-        b = np.asarray([s[k] for s in base if s[k] is not None], dtype=np.float64)
-        x = np.asarray([s[k] for s in new if s[k] is not None], dtype=np.float64)
-        if b.size < 2 or x.size < 2:
-            continue  # e.g. no confidence at all: the count speaks for it
-        spread = math.sqrt(b.var() + _FLOORS[name] ** 2)
-        d = abs(float(x.mean()) - float(b.mean())) / spread
-        if d > best[0]:
-            best = (d, name, float(x.mean()), float(b.mean()))
+    for name, (now, before, diff) in _means(base, new).items():
+        value = abs(diff) / scales.get(name, _DEFAULT_SCALES[name])
+        if value > best[0]:
+            best = (value, name, now, before)
     return best
 
 
@@ -58,11 +73,13 @@ class ModelHealth(Monitor):
 
     Until the first version change it only keeps the last ``window``
     frames.  After a change, from the new version's ``min_samples``-th frame
-    on, the value is the effect size (see the module docstring) of its
+    on, the value is the scaled shift (see the module docstring) of its
     frames (the last ``window``) against the previous version's; it alarms
     above the threshold.  After ``window`` frames in a row without an alarm
     the new version becomes the baseline.  A version still on trial is
-    compared with the last accepted one, even after a further change.
+    compared with the last accepted one, even after a further change; a
+    version that served fewer than ``min_samples`` frames is no baseline, so
+    the version after it is accepted unjudged.
 
     Parameters
     ----------
@@ -73,7 +90,8 @@ class ModelHealth(Monitor):
     margin
         Calibration multiplies the clean quantile by it (1.5).
     default_threshold
-        The threshold while uncalibrated, in standard deviations (1.0).
+        The threshold while uncalibrated (3.0), in default scales: a count
+        ratio of e^0.5 (about 1.6x) or a confidence step of 0.05.
     threshold
         The calibrated threshold (infinite: uncalibrated).
 
@@ -90,7 +108,7 @@ class ModelHealth(Monitor):
     ...     p = Prediction(f"{i:032x}", "cam-1", i, i, "ssd", version, boxes, Timing(), i)
     ...     return Observation.of_prediction(p)
     >>> monitor = ModelHealth()
-    >>> monitor.calibrate([observation(i, "1") for i in range(900)], 0.01) < 1.0
+    >>> monitor.calibrate([observation(i, "1") for i in range(900)], 0.01) >= 2.0
     True
     >>> for i in range(900, 1400):
     ...     old = i < 1200
@@ -112,7 +130,7 @@ class ModelHealth(Monitor):
         window: int = 300,
         min_samples: int = 60,
         margin: float = 1.5,
-        default_threshold: float = 1.0,
+        default_threshold: float = 3.0,
         threshold: float = math.inf,
     ) -> None:
         if not 2 <= min_samples <= window:
@@ -121,6 +139,7 @@ class ModelHealth(Monitor):
             raise ValueError("margin must be >= 1 and default_threshold > 0")
         self.window, self.min_samples = window, min_samples
         self.margin, self.default_threshold = margin, default_threshold
+        self._scales: dict[str, float] = {}
         super().__init__(threshold=threshold)
 
     def reset(self) -> None:
@@ -158,7 +177,7 @@ class ModelHealth(Monitor):
         self._calm += 1
         if len(self._current) < self.min_samples:
             return Score(0.0, "", False)
-        value, feature, now, before = _effect(self._base["samples"], self._current)
+        value, feature, now, before = _shift(self._base["samples"], self._current, self._scales)
         if value > self.limit:
             self._calm = 0
             base = self._base["version"]
@@ -170,8 +189,12 @@ class ModelHealth(Monitor):
         return Score(value, "", False)
 
     def calibration(self) -> dict[str, Any]:
-        """Nothing beyond the threshold: the baseline is the previous version, online."""
-        return {}
+        """Per feature, how far its mean moves between clean stretches of one version."""
+        return {"scales": dict(self._scales)}
+
+    def load_calibration(self, data: Mapping[str, Any]) -> None:
+        """Load what :meth:`calibration` returned."""
+        self._scales = {k: float(v) for k, v in (data.get("scales") or {}).items()}
 
     def online_state(self) -> dict[str, Any]:
         """The current version and its frames, the frozen baseline, the trial's calm run."""
@@ -215,7 +238,7 @@ class ModelHealth(Monitor):
         frames after it play a re-versioned identical model, judged from its
         ``min_samples``-th frame to its ``window``-th, as :meth:`score` would.
         The threshold is ``margin`` times the ``target_fpr`` quantile of each
-        such trial's largest value, and at least 0.5.
+        such trial's largest value, and at least 2.
         """
         samples: list[Sample] = []
         for o in clean:
@@ -225,13 +248,23 @@ class ModelHealth(Monitor):
         width = min(self.window, len(samples) - self.min_samples)
         if width < self.min_samples:
             raise ValueError(f"too little clean footage: {len(samples)} predictions")
-        worst = []
-        for start in range(0, len(samples) - width - self.min_samples + 1, max(1, width // 2)):
-            base = samples[start : start + width]
-            trial = samples[start + width : start + 2 * width]
-            worst.append(
-                max(_effect(base, trial[:k])[0] for k in range(self.min_samples, len(trial) + 1))
-            )
+        pairs = [
+            (samples[start : start + width], samples[start + width : start + 2 * width])
+            for start in range(0, len(samples) - width - self.min_samples + 1, max(1, width // 2))
+        ]
+        diffs: dict[str, list[float]] = {name: [] for name in _DEFAULT_SCALES}
+        for b, t in pairs:
+            for k in range(self.min_samples, len(t) + 1):
+                for name, (_, _, diff) in _means(b, t[:k]).items():
+                    diffs[name].append(diff**2)
+        self._scales = {  # the RMS clean difference of each feature's means
+            name: max(_SCALE_FLOORS[name], math.sqrt(sum(d) / len(d)) if d else 0.0)
+            for name, d in diffs.items()
+        }
+        worst = [
+            max(_shift(b, t[:k], self._scales)[0] for k in range(self.min_samples, len(t) + 1))
+            for b, t in pairs
+        ]
         self.threshold = max(_MIN_THRESHOLD, self.margin * _quantile(worst, target_fpr))
         self.reset()
         return self.threshold

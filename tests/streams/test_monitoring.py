@@ -112,6 +112,15 @@ def test_the_join_pairs_frames_and_predictions_in_either_order():
     assert len(joiner) == 0
 
 
+def test_a_frame_id_seen_twice_pairs_twice():
+    joiner = Joiner()
+    assert joiner.add_frame(_frame(5), "first") is None
+    assert joiner.add_frame(_frame(5), "replayed") is None
+    assert joiner.add_prediction(_prediction(5))[1] == "first"
+    assert joiner.add_prediction(_prediction(5))[1] == "replayed"
+    assert len(joiner) == 0
+
+
 def test_the_join_is_bounded_and_reports_predictions_that_never_met_their_frame():
     joiner, orphans = Joiner(capacity=2), []
     for i in range(5):
