@@ -82,13 +82,13 @@ def _steady_rate(done_ns: list[int]) -> float:
     return len(later) / ((done[-1] - done[0]) / 1e9)
 
 
-def _blank():  # noqa: ANN202 - a tiny placeholder image, replaced by the real JPEG
+def _blank():
     import numpy as np
 
     return np.zeros((360, 640, 3), np.uint8)
 
 
-def _with_image(frame, jpeg: bytes):  # noqa: ANN001, ANN202
+def _with_image(frame, jpeg: bytes):
     import msgspec
 
     return msgspec.structs.replace(frame, image=jpeg)

@@ -121,8 +121,10 @@ def main() -> None:
 
     jpegs = frames(args.frames)
     device = "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name()
-    print(f"### Monitor cost ({platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}, {device})\n")
+    print(
+        f"### Monitor cost ({platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}, {device})\n"
+    )
     for kind in args.detectors.split(","):
         print("\n".join(run(kind, jpegs, args.batch, args.repeats)) + "\n")
 

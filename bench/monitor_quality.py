@@ -89,7 +89,7 @@ def attacked(kind: str, spec: str, number: int, image: np.ndarray, adversary: Ad
 def adaptive_pgd(adversary: Adversary, image: np.ndarray, eps: float, steps: int = 20):
     """PGD that knows the monitors: a smooth perturbation, robust to squeezing (BPDA)."""
     import torch
-    import torch.nn.functional as F  # noqa: N812
+    import torch.nn.functional as F
 
     clean = adversary._to_tensor(image)
     height, width = clean.shape[-2:]
@@ -100,9 +100,10 @@ def adaptive_pgd(adversary: Adversary, image: np.ndarray, eps: float, steps: int
         adv = (clean + delta).clamp(0, 1)
         # squeezing as a differentiable stand-in: a 3x3 blur (straight-through for the median)
         blurred = F.avg_pool2d(adv, 3, stride=1, padding=1)
-        loss = adversary.model.vanishing_loss(adv).sum() + adversary.model.vanishing_loss(
-            blurred
-        ).sum()
+        loss = (
+            adversary.model.vanishing_loss(adv).sum()
+            + adversary.model.vanishing_loss(blurred).sum()
+        )
         if loss.item() == 0.0:
             break
         (grad,) = torch.autograd.grad(loss, small)
@@ -176,13 +177,15 @@ def section_adversarial(frames, footage, args, detector) -> list[str]:
             if not np.array_equal(out, frames[n]):  # the attack found something to remove
                 pairs.append(jpeg_roundtrip(out))
             print(f"  {kind} frame {n}", file=sys.stderr, flush=True)
-        lines.append(_row(f"{label} (frames it changed)", flagged(monitors, pairs, detector), target))
+        flags = flagged(monitors, pairs, detector)
+        lines.append(_row(f"{label} (frames it changed)", flags, target))
     smooth = []
     for n in numbers[: args.adaptive]:
         smooth.append(jpeg_roundtrip(adaptive_pgd(adversary, frames[n], 8 / 255)))
     adaptive = flagged(monitors, smooth, detector)
     vanished = [len(b) == 0 for b in detector.detect_batch(smooth)]
-    before = [len(b) > 0 for b in detector.detect_batch([frames[n] for n in numbers[: args.adaptive]])]
+    originals = [frames[n] for n in numbers[: args.adaptive]]
+    before = [len(b) > 0 for b in detector.detect_batch(originals)]
     lines.append(_row("adaptive PGD ε=8/255 (smooth, squeeze-aware)", adaptive, "claim none"))
     lines.append("")
     lines.append(
@@ -205,7 +208,10 @@ _ADV = ("adversarial.energy", "adversarial.patch", "adversarial.squeeze")
 def section_drift(frames, args) -> list[str]:
     clean = [jpeg_roundtrip(f) for f in frames]
     footage_obs = [obs(i, image) for i, image in enumerate(clean[:SPLIT])]
-    lines = ["| Shift (ramp 60 frames, onset frame 1000) | frames to first alarm | target |", "|---|---|---|"]
+    lines = [
+        "| Shift (ramp 60 frames, onset frame 1000) | frames to first alarm | target |",
+        "|---|---|---|",
+    ]
     calibration = ImageDrift()
     calibration.calibrate(iter(footage_obs), args.target_fpr)
     state = calibration.state()
@@ -275,11 +281,10 @@ def section_integrity(frames) -> list[str]:
     from streams.signing import Keyring, generate_key
 
     keyring = Keyring({"k1": bytes.fromhex(generate_key())}, "k1")
-    specs = [s for s in load_schedule(Path("examples/schedules/drill.yaml")) if s.family == "integrity"]
+    schedule = load_schedule(Path("examples/schedules/drill.yaml"))
+    specs = [s for s in schedule if s.family == "integrity"]
     sender = RecordingSender(keyring)
-    source = (
-        SourceFrame("cam", n, int(n * 33_366_667), frames[n], 0.0) for n in range(0, 320)
-    )
+    source = (SourceFrame("cam", n, int(n * 33_366_667), frames[n], 0.0) for n in range(0, 320))
     Replayer(sender, ReplayOptions(), Drill(specs)).run(source, progress=False)
     monitor = StreamIntegrity()
     monitor.calibrate(iter(obs(i, jpeg_roundtrip(f)) for i, f in enumerate(frames[:60])), 0.01)
@@ -291,8 +296,14 @@ def section_integrity(frames) -> list[str]:
         image = decode_image(frame.image, width=frame.width, height=frame.height)
         verdict = monitor.update(
             Observation(
-                frame.camera_id, frame.frame_id, frame.seq, frame.capture_ts_ns,
-                frame.capture_ts_ns, keyring.verify(frame), frame, image,
+                frame.camera_id,
+                frame.frame_id,
+                frame.seq,
+                frame.capture_ts_ns,
+                frame.capture_ts_ns,
+                keyring.verify(frame),
+                frame,
+                image,
             )
         )
         truth = sender.truth[frame.frame_id]
