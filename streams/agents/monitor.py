@@ -107,13 +107,14 @@ class _Inputs:
 def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
     bank = MonitorBank(cls)
     alerts = AlertTracker(cls.kind)
-    inputs = _Inputs(cls)
-    client = redis_client(app_settings)
-    registry = Registry(client, Verifier.from_settings(app_settings))
-    calibrations = CalibrationStore(client, app_settings.model_name)
     own_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"monitor-{cls.name}")
 
     async def monitor_stream(stream: faust.StreamT) -> None:
+        # Keys and clients are made when the agent starts, not at import.
+        inputs = _Inputs(cls)
+        client = redis_client(app_settings)
+        registry = Registry(client, Verifier.from_settings(app_settings))
+        calibrations = CalibrationStore(client, app_settings.model_name)
         loop = asyncio.get_running_loop()
         server = model_server() if cls.needs_model else None
         pool = executor(server.device) if server is not None else own_pool
