@@ -9,6 +9,7 @@ untrusted pixels never reach a monitor.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -102,17 +103,7 @@ def prediction_observation(payload: bytes, received_ns: int) -> Observation | No
 
 def with_prediction(observation: Observation, prediction: Prediction) -> Observation:
     """The frame observation joined with its prediction."""
-    return Observation(
-        camera_id=observation.camera_id,
-        frame_id=observation.frame_id,
-        seq=observation.seq,
-        capture_ts_ns=observation.capture_ts_ns,
-        received_ts_ns=observation.received_ts_ns,
-        signature=observation.signature,
-        frame=observation.frame,
-        image=observation.image,
-        prediction=prediction,
-    )
+    return dataclasses.replace(observation, prediction=prediction)
 
 
 def verified(observations: Sequence[Observation | None], only: bool) -> list[Observation]:

@@ -170,6 +170,8 @@ class Monitor(abc.ABC):
     needs_model: ClassVar[bool] = False
     #: hyperparameter names saved by :meth:`state` (set by subclasses)
     params: ClassVar[tuple[str, ...]] = ()
+    #: the threshold used while uncalibrated (inf: alarm only when a score says so)
+    default_threshold: float = math.inf
 
     def __init__(self, *, threshold: float = math.inf) -> None:
         self.threshold = float(threshold)
@@ -206,11 +208,16 @@ class Monitor(abc.ABC):
         """Score a batch in order; monitors that run a model override this to batch it."""
         return [self.score(observation) for observation in observations]
 
+    @property
+    def limit(self) -> float:
+        """The threshold in use: the calibrated one, else ``default_threshold``."""
+        return self.threshold if math.isfinite(self.threshold) else self.default_threshold
+
     def judge(self, score: Score) -> Verdict:
-        """Turn a score into a verdict against the current threshold."""
+        """Turn a score into a verdict against the threshold in use."""
         value = score.value if math.isfinite(score.value) else 1e9
-        alarm = value > self.threshold if score.alarm is None else score.alarm
-        threshold = self.threshold if math.isfinite(self.threshold) else 1e9
+        alarm = value > self.limit if score.alarm is None else score.alarm
+        threshold = self.limit if math.isfinite(self.limit) else 1e9
         return Verdict(self.name, value, threshold, bool(alarm), score.reason)
 
     def update(self, observation: Observation) -> Verdict:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import abc
 import copy
-import dataclasses
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,7 +32,7 @@ import cv2
 import numpy as np
 from river import drift
 
-from detectors.monitors.base import DetectFn, Monitor, Observation, Score, Verdict
+from detectors.monitors.base import DetectFn, Monitor, Observation, Score
 from detectors.monitors.base import quantile_threshold as _quantile
 from streams.events import Box
 
@@ -210,15 +209,6 @@ class _BlockDrift(Monitor):
         self._detectors = {k: self._build(k, self._fed.get(k, [])) for k in self.features}
 
     # --- scoring -----------------------------------------------------------
-
-    @property
-    def limit(self) -> float:
-        """The threshold in use: the calibrated one, else ``default_threshold``."""
-        return self.threshold if math.isfinite(self.threshold) else self.default_threshold
-
-    def judge(self, score: Score) -> Verdict:
-        """As :meth:`Monitor.judge`, reporting the threshold actually in use."""
-        return dataclasses.replace(super().judge(score), threshold=self.limit)
 
     def score(self, observation: Observation) -> Score:
         """Score one frame: the features' deviation as of the last full block."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from detectors.monitors.base import Monitor, Observation, Score
 
-__all__ = ["PerturbationEnergy", "residual_blocks"]
+__all__ = ["PerturbationEnergy", "residual_blocks", "residual_floor"]
 
 
 def residual_blocks(image: np.ndarray, block: int = 8) -> np.ndarray:
@@ -32,6 +32,13 @@ def residual_blocks(image: np.ndarray, block: int = 8) -> np.ndarray:
     height, width = (grey.shape[0] // block) * block, (grey.shape[1] // block) * block
     tiles = residual[:height, :width].astype(np.float32)
     return cv2.resize(tiles, (width // block, height // block), interpolation=cv2.INTER_AREA)
+
+
+def residual_floor(image: np.ndarray, percentile: float = 20.0, block: int = 8) -> float:
+    """The ``percentile``-th smallest tile of :func:`residual_blocks`: the flat regions' noise."""
+    tiles = residual_blocks(image, block).ravel()
+    k = int(len(tiles) * percentile / 100)
+    return float(np.partition(tiles, k)[k])
 
 
 class PerturbationEnergy(Monitor):
@@ -77,7 +84,5 @@ class PerturbationEnergy(Monitor):
     def score(self, observation: Observation) -> Score:
         if observation.image is None:
             return Score(0.0, "no image")
-        tiles = residual_blocks(observation.image, self.block).ravel()
-        k = int(len(tiles) * self.percentile / 100)
-        floor = float(np.partition(tiles, k)[k])
+        floor = residual_floor(observation.image, self.percentile, self.block)
         return Score(floor, f"residual floor {floor:.3f} grey levels")

@@ -19,13 +19,12 @@ re-versioning an identical model shows), the larger of the two.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from detectors.monitors.base import DetectFn, Monitor, Observation, Score, Verdict
+from detectors.monitors.base import DetectFn, Monitor, Observation, Score
 from detectors.monitors.base import quantile_threshold as _quantile
 
 __all__ = ["ModelHealth"]
@@ -148,15 +147,6 @@ class ModelHealth(Monitor):
         self._current: deque[Sample] = deque(maxlen=self.window)
         self._base: dict[str, Any] | None = None  # {"version", "samples"} of the accepted one
         self._calm = 0  # frames of the version on trial since it last alarmed
-
-    @property
-    def limit(self) -> float:
-        """The threshold in use: the calibrated one, else ``default_threshold``."""
-        return self.threshold if math.isfinite(self.threshold) else self.default_threshold
-
-    def judge(self, score: Score) -> Verdict:
-        """As :meth:`Monitor.judge`, reporting the threshold actually in use."""
-        return dataclasses.replace(super().judge(score), threshold=self.limit)
 
     def score(self, observation: Observation) -> Score:
         """Add one prediction; judge the version on trial, if any."""

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from detectors.monitors.base import DetectFn, Monitor, Observation, Score, prediction_boxes
-from detectors.monitors.energy import residual_blocks
+from detectors.monitors.energy import residual_floor
 from detectors.monitors.temporal import iou_matrix
 
 __all__ = ["FeatureSqueezing", "squeeze"]
@@ -110,9 +110,7 @@ class FeatureSqueezing(Monitor):
         self._seen += 1
         if self.sample_every == 1 or self._seen % self.sample_every == 1:
             return True
-        tiles = residual_blocks(observation.image).ravel()  # type: ignore[arg-type]
-        k = int(len(tiles) * 0.2)
-        return float(np.partition(tiles, k)[k]) > self.trigger
+        return residual_floor(observation.image) > self.trigger  # type: ignore[arg-type]
 
     def score(self, observation: Observation) -> Score:
         raise TypeError("feature squeezing needs the model: call score_batch(observations, detect)")
