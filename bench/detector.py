@@ -10,8 +10,13 @@ Measured side by side in one run, for each registered architecture:
   (predictions carry their completion time), so the sender's burst and the
   first fetch are not counted against it.
 
-Target on the CPU: pipeline >= 0.85 of bare.  On a GPU (when torch sees one)
-it also sweeps batch sizes 1 to 256 in fp32 and fp16 with peak memory.
+Target on the CPU: pipeline >= 0.85 of bare.  With ``--device cuda`` the bare
+model decodes on the device and runs in fp16, as the worker's device path does;
+``--preload`` fills the topic before the worker starts, so that the worker, not
+one Python sender, is what is measured (a GPU outruns the sender).
+``--monitors all`` runs every monitor agent beside the detector and counts the
+pipeline done when the last monitor signal arrives; ``bench/gpu_detector.py``
+sweeps batch sizes and precisions of the bare model.
 
 Run: ``python bench/detector.py`` (``make bench`` runs it).  Prints Markdown.
 """
@@ -26,8 +31,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from detectors.imaging import decode_image, encode_jpeg
+from kafka import TopicPartition
+
+from detectors.imaging import decode_image, decode_jpegs, encode_jpeg
 from detectors.models.base import Detector
+from detectors.monitors.registry import select
 from model_store.catalog import build_detector
 from model_store.registry import Registry
 from model_store.setup import setup_models
@@ -35,47 +43,99 @@ from model_store.signing import Verifier, throwaway_keys
 from producers.frames import FrameSender, build_frame
 from producers.sources import open_source
 from streams.assets import ASSETS, fetch_asset
-from streams.clients import redis_client
+from streams.clients import consumer, redis_client
+from streams.events import Signal, decode
 from streams.outcome_reader import OutcomeReader
 from streams.settings import Settings
 from streams.signing import Keyring
 from streams.stack import Stack, ephemeral_env
+from streams.topics import TOPICS
 from streams.worker import WorkerProcess
 
 
-def bare(detector: Detector, jpegs: list[bytes], batch: int) -> float:
+def bare(detector: Detector, jpegs: list[bytes], batch: int, device: str = "cpu") -> float:
+    on_device = device.startswith("cuda") and hasattr(detector, "detect_tensors")
     t0 = time.perf_counter()
     for i in range(0, len(jpegs), batch):
-        images = [decode_image(j, width=640, height=360) for j in jpegs[i : i + batch]]
-        detector.detect_batch(images)
+        chunk = jpegs[i : i + batch]
+        if on_device:  # the worker's device path: nvJPEG decode, fp16, one copy back
+            detector.detect_tensors(decode_jpegs(chunk, [(640, 360)] * len(chunk), device))
+        else:
+            detector.detect_batch([decode_image(j, width=640, height=360) for j in chunk])
     return len(jpegs) / (time.perf_counter() - t0)
 
 
-def pipeline(settings: Settings, keyring: Keyring, jpegs: list[bytes], log: Path) -> float:
-    worker = WorkerProcess(log).start()
-    try:
-        worker.wait_ready(settings)
-        frames = [build_frame("bench", i, _blank()) for i in range(len(jpegs))]
-        with OutcomeReader(settings) as reader, FrameSender(settings, keyring) as sender:
+def pipeline(
+    settings: Settings, keyring: Keyring, jpegs: list[bytes], log: Path, *, preload: bool
+) -> float:
+    frames = [build_frame("bench", i, _blank()) for i in range(len(jpegs))]
+    monitors = len(select(settings.monitors))
+    worker = WorkerProcess(log)
+    with (
+        OutcomeReader(settings) as reader,
+        SignalCounter(settings) as signals,
+        FrameSender(settings, keyring) as sender,
+    ):
+        try:
+            if not preload:
+                worker.start().wait_ready(settings)
             ids = set()
             for frame, jpeg in zip(frames, jpegs, strict=True):
                 ids.add(sender.send(_with_image(frame, jpeg)).frame_id)
             sender.flush()
+            if preload:
+                worker.start().wait_ready(settings)
             outcomes = reader.wait(ids, timeout_s=1800)
-        if len(outcomes.predictions) != len(jpegs):
-            raise RuntimeError(
-                f"{len(outcomes.predictions)} of {len(jpegs)} predicted:\n{worker.log_tail()}"
-            )
-        return _steady_rate([p.processed_ts_ns for p in outcomes.predictions.values()])
-    finally:
-        worker.stop()
+            if len(outcomes.predictions) != len(jpegs):
+                raise RuntimeError(
+                    f"{len(outcomes.predictions)} of {len(jpegs)} predicted:\n{worker.log_tail()}"
+                )
+            done = [p.processed_ts_ns for p in outcomes.predictions.values()]
+            if monitors:
+                last = signals.wait(ids, monitors * len(ids), timeout_s=1800)
+                done.append(max(last, max(done)))
+            return _steady_rate(done)
+        finally:
+            worker.stop()
+
+
+class SignalCounter:
+    """Counts monitor signals for given frames on ``pds.signals``, from its current end."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._consumer = consumer(settings, client_id="secmlops-bench-signals")
+        ids = self._consumer.partitions_for_topic(TOPICS.signals.name) or set()
+        parts = [TopicPartition(TOPICS.signals.name, p) for p in sorted(ids)]
+        self._consumer.assign(parts)
+        self._consumer.seek_to_end(*parts)
+        for tp in parts:
+            self._consumer.position(tp)
+
+    def wait(self, frame_ids: set[str], expected: int, timeout_s: float) -> int:
+        """Wall-clock ns when the ``expected``-th signal arrived (or at the timeout)."""
+        count, deadline = 0, time.monotonic() + timeout_s
+        while count < expected and time.monotonic() < deadline:
+            for records in self._consumer.poll(timeout_ms=200).values():
+                for record in records:
+                    event = decode(record.value)
+                    count += isinstance(event, Signal) and event.frame_id in frame_ids
+        if count < expected:
+            raise RuntimeError(f"{count} of {expected} monitor signals arrived")
+        return time.time_ns()
+
+    def __enter__(self) -> SignalCounter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._consumer.close()
 
 
 def _steady_rate(done_ns: list[int]) -> float:
     """Frames per second after the first batch: the sender's burst and the first fetch excluded.
 
     Predictions of one batch share a completion time, so the rate is taken
-    from the end of the first batch to the end of the last.
+    from the end of the first batch to the end of the last (or to the last
+    monitor signal, when monitors run).
     """
     done = sorted(done_ns)
     later = [t for t in done if t > done[0] + 1_000_000]
@@ -99,12 +159,23 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--models", default="hog,ssdlite", help="which of hog, ssdlite")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (fp16 on cuda)")
+    parser.add_argument("--batch", type=int, default=None, help="default: the worker's")
+    parser.add_argument(
+        "--monitors", default="none", help="SECMLOPS_MONITORS for the worker (default none)"
+    )
+    parser.add_argument(
+        "--preload", action="store_true", help="send every frame before the worker starts"
+    )
     args = parser.parse_args()
 
     base = Settings.from_env()
     drive = fetch_asset(ASSETS["sample-drive"], base.cache_dir, quiet=True)
     jpegs = [encode_jpeg(f.image, 90) for f in open_source(drive, "b", end=args.frames).frames()]
-    keys = {**throwaway_keys(), "SECMLOPS_DEVICE": "cpu"}
+    jpegs = (jpegs * (args.frames // len(jpegs) + 1))[: args.frames]  # longer than the drive
+    keys = {**throwaway_keys(), "SECMLOPS_DEVICE": args.device, "SECMLOPS_MONITORS": args.monitors}
+    if args.batch:
+        keys["SECMLOPS_WORKER_BATCH_SIZE"] = str(args.batch)
     rows = []
     with tempfile.TemporaryDirectory(prefix="secmlops-bench-") as tmp:
         env = {**ephemeral_env(Path(tmp)), **keys}
@@ -122,22 +193,29 @@ def main() -> None:
                     registry.artifact(settings.model_name, info.version),
                     registry.verifier,
                     version=info.version,
+                    device=args.device,
+                    half=args.device.startswith("cuda"),
                 )
-                bare(detector, jpegs[:8], settings.worker_batch_size)  # warm-up
+                batch = settings.worker_batch_size
+                bare(detector, jpegs[:batch], batch, args.device)  # warm-up (cuDNN autotune)
                 b, p = [], []
                 for _ in range(args.repeats):
-                    b.append(bare(detector, jpegs, settings.worker_batch_size))
-                    p.append(pipeline(settings, keyring, jpegs, Path(tmp) / "worker.log"))
+                    b.append(bare(detector, jpegs, batch, args.device))
+                    log = Path(tmp) / "worker.log"
+                    p.append(pipeline(settings, keyring, jpegs, log, preload=args.preload))
                 rows.append((info.architecture, statistics.median(b), statistics.median(p)))
         finally:
             stack.down()
 
     import torch
 
+    card = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
+    threads = f"{torch.get_num_threads()} torch threads"
     print(
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
-        f"(CPU, {torch.get_num_threads()} threads); {args.frames} frames of the sample drive, "
-        f"640x360 JPEG q90, batch {Settings.from_env().worker_batch_size}, "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{card} ({threads}); {args.frames} frames of the sample drive, 640x360 JPEG q90, "
+        f"batch {Settings.from_env().worker_batch_size}, monitors: {args.monitors}, "
+        f"{'topic preloaded' if args.preload else 'sent while the worker runs'}, "
         f"median of {args.repeats}\n"
     )
     print("| model | bare frames/s | pipeline frames/s | pipeline / bare |\n|---|---|---|---|")

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The GPU benchmarks, on a bare offline GPU machine, from the kit bench/gpu_kit.sh builds.
+#
+#   bash bench/gpu_suite.sh unpack   # with .devkit/part2 present: JRE and Kafka jars into $KIT
+#   bash bench/gpu_suite.sh run      # with .devkit/part1 present: install, then the benchmarks
+#
+# `run` always does the GPU-only benchmarks (bare detector sweep, monitor cost on the GPU);
+# it adds the real-stack pipeline runs (Kafka + Redis + worker, monitors off and on) when
+# `unpack` ran on the same machine before.  Each benchmark writes Markdown to $OUT.
+# GPU_SUITE_DEVICE=cpu and GPU_SUITE_FRAMES=N run the same steps small on a CPU machine.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpu-suite-out}
+KIT=${GPU_SUITE_KIT:-$HOME/secmlops-kit}
+PY=${GPU_SUITE_PYTHON:-python3}
+DEVICE=${GPU_SUITE_DEVICE:-cuda}
+FRAMES=${GPU_SUITE_FRAMES:-3000}
+mkdir -p "$OUT" "$KIT/cache"
+export PYTHONUNBUFFERED=1 SECMLOPS_CACHE_DIR="$KIT/cache"
+
+step() {  # step NAME TIMEOUT_S COMMAND...: run, keep stdout in $OUT/NAME.md, say how it ended
+  local name=$1 limit=$2; shift 2
+  echo "== $name ($(date +%T))"
+  timeout "$limit" "$@" > "$OUT/$name.md" 2> "$OUT/$name.log"
+  echo "== $name exit $? ($(date +%T))"; cat "$OUT/$name.md"; tail -5 "$OUT/$name.log"
+}
+
+case "${1:-}" in
+  unpack)
+    tar -xJf .devkit/part2/jre.tar.xz -C "$KIT" && cp -r .devkit/part2/cache/kafka-* "$KIT/cache/"
+    "$KIT/jre/bin/java" -version 2>&1 | head -1
+    nvidia-smi -L 2>/dev/null; $PY -c 'import sys, torch; print(sys.version.split()[0], torch.__version__, torch.cuda.is_available())'
+    ;;
+  run)
+    if [ "$PY" = python3 ]; then
+      $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .devkit/part1/wheels/*.whl || exit 1
+      export PYTHONPATH=/tmp/site
+    fi
+    cp -r .devkit/part1/cache/assets "$KIT/cache/"
+    export PATH="$PWD/.devkit/part1/bin:$PATH" SECMLOPS_JAVA="$KIT/jre/bin/java"
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
+    batches=1,8,32,64,128,256; [ "$DEVICE" = cpu ] && batches=1,8
+    [ -n "${GPU_SUITE_SKIP_GPU:-}" ] || step gpu_detector 110 $PY bench/gpu_detector.py --device "$DEVICE" --seconds 2 --batches $batches
+    [ -n "${GPU_SUITE_SKIP_GPU:-}" ] || step monitor_cost 110 $PY bench/monitor_cost.py --device "$DEVICE" --detectors ssdlite \
+      --frames $((FRAMES < 1024 ? FRAMES : 1024)) --batch 64 --repeats 3
+    if [ -x "$KIT/jre/bin/java" ]; then
+      for monitors in none all; do
+        step "pipeline_$monitors" 170 $PY bench/detector.py --device "$DEVICE" --models ssdlite \
+          --frames "$FRAMES" --repeats 1 --preload --batch 64 --monitors $monitors
+      done
+    else
+      echo "no Java runtime in $KIT: run 'unpack' first on this machine for the pipeline runs"
+    fi
+    ;;
+  *) echo "usage: $0 unpack|run" >&2; exit 2 ;;
+esac
