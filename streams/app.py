@@ -97,3 +97,16 @@ frames_and_predictions_topic = app.topic(
     key_serializer="raw",
     value_serializer="raw",
 )
+trusted_topic = faust_topic(TOPICS.trusted)
+quarantine_topic = faust_topic(TOPICS.quarantine)
+# The gate reads frames (kept as evidence in case they are quarantined), predictions and
+# signals in one stream; all three are co-partitioned by camera id.
+gate_input_topic = app.topic(
+    TOPICS.frames.name,
+    TOPICS.predictions.name,
+    TOPICS.signals.name,
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+)

@@ -13,9 +13,11 @@ import click
 
 from model_store.cli import models
 from producers.cli import data, keys, replay
+from streams.alerts_cli import alerts
 from streams.assets import AssetError
 from streams.cli_support import cli_settings
 from streams.monitor_cli import calibrate, monitors
+from streams.quarantine_cli import quarantine
 from streams.stack import Stack, StackError
 
 __all__ = ["main"]
@@ -171,7 +173,7 @@ def demo(frames: int, keep_stack: bool) -> None:
     sys.exit(0 if ok else 1)
 
 
-for _command in (calibrate, data, keys, models, monitors, replay):
+for _command in (alerts, calibrate, data, keys, models, monitors, quarantine, replay):
     cli.add_command(_command)
 
 

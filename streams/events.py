@@ -71,7 +71,9 @@ Scores = Annotated[dict[Name, Real], Meta(max_length=MAX_MAP_ENTRIES)]
 
 Severity = Literal["info", "warning", "critical"]
 ImageEncoding = Literal["jpeg", "png"]
-Action = Literal["trust", "quarantine", "deadletter", "release", "promote", "rollback"]
+Action = Literal[
+    "trust", "quarantine", "deadletter", "release", "purge", "promote", "rollback", "alert"
+]
 Command = Literal["promote", "rollback", "reload"]
 
 

@@ -68,6 +68,11 @@ def _str(env: Mapping[str, str], name: str, default: str | None = None) -> str |
     return raw if raw else default
 
 
+def _names(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
+    """A comma-separated list of names (monitors, kinds), blanks dropped."""
+    return tuple(m.strip() for m in (_str(env, name) or default).split(",") if m.strip())
+
+
 @dataclass(frozen=True)
 class KafkaSecurity:
     """TLS/SASL settings passed through unchanged to every Kafka client.
@@ -136,6 +141,14 @@ class Settings:
     half: bool = True
     actor: str = "unknown"
     monitors: tuple[str, ...] = ("all",)
+    gate: bool = True
+    gate_require: tuple[str, ...] | None = None
+    gate_deadline_s: float = 2.0
+    gate_fail_open: bool = False
+    gate_quarantine_on: tuple[str, ...] = ("integrity", "adversarial")
+    quarantine_retention_s: int = 7 * 86400
+    policy_file: Path | None = None
+    policy_dry_run: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -192,9 +205,15 @@ class Settings:
             device=_choice(env, "DEVICE", "auto", ("auto", "cpu", "cuda")),
             half=_choice(env, "HALF", "1", ("0", "1")) == "1",
             actor=_str(env, "ACTOR") or env.get("USER") or "unknown",
-            monitors=tuple(
-                m.strip() for m in (_str(env, "MONITORS") or "all").split(",") if m.strip()
-            ),
+            monitors=_names(env, "MONITORS", "all"),
+            gate=_choice(env, "GATE", "1", ("0", "1")) == "1",
+            gate_require=_names(env, "GATE_REQUIRE", "") or None,
+            gate_deadline_s=_float(env, "GATE_DEADLINE", 2.0, 0.05, 3600.0),
+            gate_fail_open=_choice(env, "GATE_ON_MISSING", "closed", ("closed", "open")) == "open",
+            gate_quarantine_on=_names(env, "GATE_QUARANTINE_ON", "integrity,adversarial"),
+            quarantine_retention_s=_int(env, "QUARANTINE_RETENTION", 7 * 86400, 60, 365 * 86400),
+            policy_file=Path(policy) if (policy := _str(env, "POLICY_FILE")) else None,
+            policy_dry_run=_choice(env, "POLICY_DRY_RUN", "0", ("0", "1")) == "1",
         )
 
     @property

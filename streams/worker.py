@@ -62,6 +62,7 @@ def run_worker(loglevel: str = "info") -> None:
     ensure_topics(settings)
     # Importing the agent modules registers their agents with the app.
     import streams.agents.detect
+    import streams.agents.gate
     import streams.agents.monitor  # noqa: F401
 
     logging.getLogger("faust").setLevel(loglevel.upper())

@@ -27,9 +27,9 @@ from detectors.monitors.registry import select
 from model_store.registry import Registry
 from model_store.signing import Verifier
 from streams import claimcheck
+from streams.agents.alerts import raise_alert
 from streams.agents.detect import executor, model_server
 from streams.app import (
-    alerts_topic,
     app,
     frames_and_predictions_topic,
     frames_topic,
@@ -144,8 +144,7 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
                 await signals_topic.send(key=key, value=encode(to_signal(obs, verdict)))
                 alert = alerts.update(obs, verdict)
                 if alert is not None:
-                    log.warning("ALERT %s", alert.message)
-                    await alerts_topic.send(key=key, value=encode(alert))
+                    await raise_alert(alert)
 
     monitor_stream.__name__ = monitor_stream.__qualname__ = "monitor_" + cls.name.replace(".", "_")
     agent_name = f"streams.agents.monitor.{monitor_stream.__name__}"

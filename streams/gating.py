@@ -1,0 +1,287 @@
+"""The gate: a prediction reaches consumers only when every required monitor has passed its frame.
+
+Pure logic, no Kafka (the agent is :mod:`streams.agents.gate`).  For each
+prediction the gate waits for one signal from every *required* monitor,
+then decides:
+
+* **trusted** when no signal from a *quarantining* monitor alarms;
+* **quarantined** otherwise, with the alarming monitors as reasons.
+
+Which alarms quarantine is policy, not the monitor's business: by default
+integrity and adversarial-input alarms hold the frame back, while drift and
+model-health alarms are about the stream or the model, not the frame, so
+they raise alerts and feed the rollback policy instead of quarantining every
+frame of a foggy morning.  A monitor that crashed (reason ``monitor_error``)
+always quarantines: a broken check must not pass frames.
+
+Signals missing when the deadline passes follow the fail mode: fail-closed
+(the default) quarantines with reason ``missing/<monitor>``; fail-open
+trusts the prediction and reports the missing monitors.  Signals may arrive
+before their prediction (frame monitors are quick), so they wait too, for
+``signal_ttl_s``; a frame scored but never predicted was dead-lettered by the
+detector, and its signals simply expire.  A frame id delivered twice (a
+replayed frame) is two deliveries: each prediction takes the oldest
+matching signals.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from streams.events import Prediction, Signal
+
+__all__ = ["Gate", "GateDecision", "GatePolicy", "GateStats"]
+
+MISSING = "missing/"
+MONITOR_ERROR = "monitor_error"
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """What the gate waits for and what it holds back.
+
+    ``kinds`` maps each required monitor's name to its kind (``integrity``,
+    ``adversarial``, ``drift``, ``health`` or a plug-in's own);
+    ``quarantine_on`` lists kinds or names whose alarms quarantine;
+    ``waivable`` lists kinds whose alarms a reviewer's release waives (a
+    released frame is a re-sent frame, so integrity calls it a replay).
+    """
+
+    kinds: Mapping[str, str]
+    quarantine_on: frozenset[str] = frozenset({"integrity", "adversarial"})
+    deadline_s: float = 2.0
+    fail_open: bool = False
+    waivable: frozenset[str] = frozenset({"integrity"})
+
+    def __post_init__(self) -> None:
+        if self.deadline_s <= 0:
+            raise ValueError(f"deadline_s must be positive, got {self.deadline_s}")
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(sorted(self.kinds))
+
+    def quarantines(self, signal: Signal) -> bool:
+        """Does this signal hold its frame back?"""
+        if not signal.alarm:
+            return False
+        if signal.reason.startswith(MONITOR_ERROR):
+            return True
+        return signal.monitor in self.quarantine_on or self.kinds.get(signal.monitor, "") in (
+            self.quarantine_on
+        )
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The terminal outcome of one delivered prediction."""
+
+    outcome: Literal["trusted", "quarantined"]
+    prediction: Prediction
+    signals: Mapping[str, Signal]
+    reasons: tuple[str, ...]
+    missing: tuple[str, ...] = ()
+    waived: tuple[str, ...] = ()
+    waited_s: float = 0.0
+
+    @property
+    def scores(self) -> dict[str, float]:
+        return {name: signal.score for name, signal in self.signals.items()}
+
+
+@dataclass
+class GateStats:
+    """Counters for logs and the benchmark; nothing here changes a decision."""
+
+    trusted: int = 0
+    quarantined: int = 0
+    missing: dict[str, int] = field(default_factory=dict)
+    expired_signals: int = 0
+    late_signals: int = 0
+    ignored_signals: int = 0
+
+
+@dataclass
+class _Pending:
+    prediction: Prediction
+    arrived: float
+    signals: dict[str, Signal] = field(default_factory=dict)
+
+
+class Gate:
+    """Joins predictions with their required signals and decides each one exactly once.
+
+    Call :meth:`add_prediction` and :meth:`add_signal` as records arrive and
+    :meth:`expire` now and then (the agent does every tenth of the deadline);
+    each returns the decisions that became final.  ``released`` says whether
+    a reviewer released a frame id (its waivable alarms are then ignored).
+    Memory is bounded: at most ``capacity`` predictions and ``capacity``
+    early signals wait; beyond that the oldest is decided (or dropped) early.
+    """
+
+    def __init__(
+        self,
+        policy: GatePolicy,
+        *,
+        released: Callable[[str], bool] | None = None,
+        signal_ttl_s: float | None = None,
+        capacity: int = 100_000,
+    ) -> None:
+        self.policy = policy
+        self.released = released or (lambda _frame_id: False)
+        self.signal_ttl_s = signal_ttl_s if signal_ttl_s is not None else 10 * policy.deadline_s
+        self.capacity = capacity
+        self.stats = GateStats()
+        self._pending: OrderedDict[str, deque[_Pending]] = OrderedDict()
+        self._pending_count = 0
+        # Signals that came before their prediction: frame id -> monitor -> queue of
+        # (arrival, signal); and arrival order for expiry.
+        self._early: dict[str, dict[str, deque[tuple[float, Signal]]]] = {}
+        self._early_order: deque[tuple[float, str, str]] = deque()
+        # Frame ids decided without some signals, and which: those signals are late, not early.
+        self._decided: OrderedDict[str, set[str]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return self._pending_count
+
+    def add_prediction(self, prediction: Prediction, now: float) -> list[GateDecision]:
+        pending = _Pending(prediction, now)
+        for monitor in self.policy.required:
+            signal = self._take_early(prediction.frame_id, monitor)
+            if signal is not None:
+                pending.signals[monitor] = signal
+        if len(pending.signals) == len(self.policy.required):
+            return [self._decide(pending, now)]
+        self._pending.setdefault(prediction.frame_id, deque()).append(pending)
+        self._pending_count += 1
+        out = []
+        while self._pending_count > self.capacity:
+            out.append(self._decide(self._pop_oldest(), now))
+        return out
+
+    def add_signal(self, signal: Signal, now: float) -> list[GateDecision]:
+        if signal.monitor not in self.policy.kinds:
+            self.stats.ignored_signals += 1
+            return []
+        for pending in self._pending.get(signal.frame_id, ()):
+            if signal.monitor not in pending.signals:
+                pending.signals[signal.monitor] = signal
+                if len(pending.signals) < len(self.policy.required):
+                    return []
+                self._remove(signal.frame_id, pending)
+                return [self._decide(pending, now)]
+        missed = self._decided.get(signal.frame_id)
+        if missed and signal.monitor in missed:
+            missed.discard(signal.monitor)  # its prediction was decided at the deadline
+            self.stats.late_signals += 1
+            return []
+        queues = self._early.setdefault(signal.frame_id, {})
+        queues.setdefault(signal.monitor, deque()).append((now, signal))
+        self._early_order.append((now, signal.frame_id, signal.monitor))
+        while len(self._early_order) > self.capacity:
+            self._drop_early_head()
+        return []
+
+    def expire(self, now: float) -> list[GateDecision]:
+        """Decide the predictions whose deadline passed; drop signals nobody claimed."""
+        out = []
+        while self._pending:
+            oldest = next(iter(self._pending.values()))[0]
+            if now - oldest.arrived < self.policy.deadline_s:
+                break
+            out.append(self._decide(self._pop_oldest(), now))
+        while self._early_order and now - self._early_order[0][0] >= self.signal_ttl_s:
+            self._drop_early_head()
+        return out
+
+    def drain(self, now: float) -> list[GateDecision]:
+        """Decide everything still waiting (on shutdown), as if its deadline had passed."""
+        out = []
+        while self._pending:
+            out.append(self._decide(self._pop_oldest(), now))
+        return out
+
+    # -- internals -------------------------------------------------------------------
+
+    def _decide(self, pending: _Pending, now: float) -> GateDecision:
+        prediction = pending.prediction
+        missing = tuple(m for m in self.policy.required if m not in pending.signals)
+        alarms = [s for s in pending.signals.values() if self.policy.quarantines(s)]
+        waived: tuple[str, ...] = ()
+        waivable = [
+            s
+            for s in alarms
+            if self.policy.kinds.get(s.monitor) in self.policy.waivable
+            and not s.reason.startswith(MONITOR_ERROR)
+        ]
+        if waivable and self.released(prediction.frame_id):
+            waived = tuple(s.monitor for s in waivable)
+            alarms = [s for s in alarms if s.monitor not in waived]
+        reasons = [s.monitor for s in alarms]
+        for monitor in missing:
+            self.stats.missing[monitor] = self.stats.missing.get(monitor, 0) + 1
+            if not self.policy.fail_open:
+                reasons.append(MISSING + monitor)
+        outcome: Literal["trusted", "quarantined"] = "quarantined" if reasons else "trusted"
+        if outcome == "trusted":
+            self.stats.trusted += 1
+        else:
+            self.stats.quarantined += 1
+        if missing:
+            self._decided[prediction.frame_id] = set(missing)
+        while len(self._decided) > self.capacity:
+            self._decided.popitem(last=False)
+        return GateDecision(
+            outcome,
+            prediction,
+            dict(pending.signals),
+            tuple(reasons),
+            missing,
+            waived,
+            max(0.0, now - pending.arrived),
+        )
+
+    def _take_early(self, frame_id: str, monitor: str) -> Signal | None:
+        queues = self._early.get(frame_id)
+        if not queues or not queues.get(monitor):
+            return None
+        _, signal = queues[monitor].popleft()
+        if not queues[monitor]:
+            del queues[monitor]
+        if not queues:
+            del self._early[frame_id]
+        return signal  # its entry in _early_order goes stale and is skipped later
+
+    def _drop_early_head(self) -> None:
+        arrived, frame_id, monitor = self._early_order.popleft()
+        queue = self._early.get(frame_id, {}).get(monitor)
+        if queue and queue[0][0] == arrived:
+            queue.popleft()
+            self.stats.expired_signals += 1
+            if not queue:
+                del self._early[frame_id][monitor]
+                if not self._early[frame_id]:
+                    del self._early[frame_id]
+
+    def _pop_oldest(self) -> _Pending:
+        frame_id, queue = next(iter(self._pending.items()))
+        pending = queue[0]
+        self._remove(frame_id, pending)
+        return pending
+
+    def _remove(self, frame_id: str, pending: _Pending) -> None:
+        queue = self._pending[frame_id]
+        queue.remove(pending)
+        if not queue:
+            del self._pending[frame_id]
+        else:  # a replayed frame id's next delivery: keep the keys roughly in arrival order
+            self._pending.move_to_end(frame_id)
+        self._pending_count -= 1
+
+
+def policy_kinds(classes: Iterable[type]) -> dict[str, str]:
+    """``{name: kind}`` for monitor classes (see :func:`detectors.monitors.registry.select`)."""
+    return {cls.name: cls.kind for cls in classes}  # type: ignore[attr-defined]
