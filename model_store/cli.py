@@ -205,6 +205,52 @@ def rollback(target: str | None, reason: str) -> None:
     click.echo(f"{settings.model_name}: {old} -> {new} ({old} marked bad)")
 
 
+@models.command("degrade")
+@click.option("--from", "source", help="The version to copy (default: the serving one).")
+@click.option("--mode", type=click.Choice(["blind", "noise"]), default="blind", show_default=True)
+@click.option(
+    "--strength",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="blind: bias shift; noise: times each tensor's std.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--promote", "then_promote", is_flag=True, help="Make it serve at once.")
+def degrade(source: str | None, mode: str, strength: float, seed: int, then_promote: bool) -> None:
+    """RED-TEAM DRILL: register a deliberately degraded, validly signed copy of a version.
+
+    It stands for the bad model signatures cannot stop (a broken retraining,
+    a poisoned dataset, a stolen signing key).  Promote it mid-drive and the
+    rollback policy should take it out within seconds (docs/policy.md).
+    Needs SECMLOPS_MODEL_SIGNING_KEY, like any registration.
+    """
+    from model_store.redteam import degrade as make_degraded
+    from model_store.signing import Signer
+
+    settings = cli_settings()
+    registry = _registry(settings)
+    name = settings.model_name
+    source = source or registry.active(name)
+    if source is None:
+        raise click.ClickException(f"no version of {name!r} serves; name one with --from")
+    artifact = make_degraded(
+        registry.load(name, source),
+        registry.verifier,
+        Signer.from_settings(settings),
+        mode=mode,
+        strength=strength,
+        seed=seed,
+    )
+    reason = f"red-team drill: {mode} x{strength:g} copy of version {source}"
+    version = registry.register(name, artifact, actor=settings.actor, reason=reason)
+    click.echo(f"{name} version {version} registered: {reason}")
+    if then_promote:
+        registry.promote(name, version, actor=settings.actor, reason=reason)
+        _announce(settings, "promote", version, reason)
+        click.echo(f"{name}: version {version} now serves")
+
+
 @models.command("verify")
 @click.argument("target")
 def verify(target: str) -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["ModelNotFoundError", "ModelStoreError", "UntrustedModelError"]
+__all__ = [
+    "ModelNotFoundError",
+    "ModelStoreError",
+    "StaleRollbackError",
+    "UntrustedModelError",
+]
 
 
 class ModelStoreError(RuntimeError):
@@ -15,3 +20,7 @@ class UntrustedModelError(ModelStoreError):
 
 class ModelNotFoundError(ModelStoreError):
     """No such model or version in the registry."""
+
+
+class StaleRollbackError(ModelStoreError):
+    """A rollback judged one version, but another one serves by now."""

@@ -24,7 +24,7 @@ from typing import Any
 import redis
 
 from model_store.artifacts import Artifact
-from model_store.errors import ModelNotFoundError, ModelStoreError
+from model_store.errors import ModelNotFoundError, ModelStoreError, StaleRollbackError
 from model_store.signing import Verifier
 
 __all__ = ["AuditEntry", "Registry", "VersionInfo"]
@@ -215,15 +215,28 @@ class Registry:
         return None
 
     def rollback(
-        self, name: str, *, actor: str, reason: str, to: str | None = None
+        self,
+        name: str,
+        *,
+        actor: str,
+        reason: str,
+        to: str | None = None,
+        expected: str | None = None,
     ) -> tuple[str, str]:
         """Serve the last known-good version again and mark the current one bad.
 
-        Returns ``(from_version, to_version)``.
+        Returns ``(from_version, to_version)``.  With ``expected``, only roll
+        back if that version still serves (a policy judged it; if someone
+        already moved on, there is nothing to undo): raises
+        :class:`StaleRollbackError` otherwise.
         """
         current = self.active(name)
         if current is None:
             raise ModelStoreError(f"model {name!r} has no active version to roll back from")
+        if expected is not None and current != expected:
+            raise StaleRollbackError(
+                f"model {name!r}: version {expected} no longer serves ({current} does)"
+            )
         target = to or self.last_good(name)
         if target is None:
             raise ModelStoreError(f"model {name!r} has no earlier good version to roll back to")

@@ -21,7 +21,10 @@ import redis
 
 from streams.monitoring import MonitorBank
 
-__all__ = ["CalibrationStore"]
+__all__ = ["CALIBRATION_REFRESH_S", "CalibrationStore"]
+
+#: How often workers re-read the stored calibrations (seconds).
+CALIBRATION_REFRESH_S = 10.0
 
 log = logging.getLogger(__name__)
 _PREFIX = "secmlops:calibration:"

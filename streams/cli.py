@@ -134,7 +134,7 @@ def worker(loglevel: str) -> None:
             f"cannot reach Redis at {settings.redis_url} ({exc}); "
             "start the local stack with 'secmlops stack up' or set SECMLOPS_REDIS_URL"
         ) from exc
-    except (SigningKeyError, ModelStoreError, MonitorLoadError) as exc:
+    except (SigningKeyError, ModelStoreError, MonitorLoadError, ValueError) as exc:
         raise click.ClickException(f"the worker cannot start: {exc}") from exc
 
 

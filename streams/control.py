@@ -9,7 +9,7 @@ from streams.events import Control, Decision, encode, new_id
 from streams.settings import Settings
 from streams.topics import TOPICS
 
-__all__ = ["announce"]
+__all__ = ["announce", "audit"]
 
 
 def announce(
@@ -43,3 +43,30 @@ def announce(
     finally:
         kafka.close(timeout=10)
     return control
+
+
+def audit(
+    settings: Settings,
+    *,
+    action: str,
+    subject: str,
+    actor: str,
+    reason: str,
+    camera_id: str | None = None,
+) -> Decision:
+    """Record a decision on ``pds.decisions`` (the audit log); waits for the ack."""
+    decision = Decision(
+        decision_id=new_id(),
+        ts_ns=time.time_ns(),
+        action=action,  # type: ignore[arg-type]
+        subject=subject[:256],
+        actor=actor[:256],
+        reason=reason[:2000],
+        camera_id=camera_id,
+    )
+    kafka = producer(settings, client_id="secmlops-audit")
+    try:
+        kafka.send(TOPICS.decisions.name, key=subject.encode(), value=encode(decision)).get(30)
+    finally:
+        kafka.close(timeout=10)
+    return decision

@@ -52,7 +52,7 @@ class GatePolicy:
 
     kinds: Mapping[str, str]
     quarantine_on: frozenset[str] = frozenset({"integrity", "adversarial"})
-    deadline_s: float = 2.0
+    deadline_s: float = 5.0
     fail_open: bool = False
     waivable: frozenset[str] = frozenset({"integrity"})
 

@@ -20,22 +20,6 @@ def _store(settings):  # noqa: ANN001, ANN202 - imported lazily, keeps --help fa
     return QuarantineStore(redis_client(settings), settings.quarantine_retention_s)
 
 
-def _audit(settings, producer, action: str, subject: str, reason: str, camera: str | None):  # noqa: ANN001, ANN202
-    from streams.events import Decision, encode, new_id
-    from streams.topics import TOPICS
-
-    decision = Decision(
-        decision_id=new_id(),
-        ts_ns=time.time_ns(),
-        action=action,  # type: ignore[arg-type]
-        subject=subject,
-        actor=settings.actor[:256],
-        reason=reason[:2000],
-        camera_id=camera,
-    )
-    producer.send(TOPICS.decisions.name, key=subject.encode(), value=encode(decision)).get(30)
-
-
 @click.group()
 def quarantine() -> None:
     """Review the frames the gate held back (kept in Redis with their evidence).
@@ -128,6 +112,7 @@ def release(frame_ids: tuple[str, ...], reason: str) -> None:
     pds.decisions.
     """
     from streams.clients import producer
+    from streams.control import audit
     from streams.topics import TOPICS
 
     settings = cli_settings()
@@ -145,7 +130,14 @@ def release(frame_ids: tuple[str, ...], reason: str) -> None:
             camera = item.record.camera_id
             store.mark_released(frame_id, actor=settings.actor, reason=reason)
             kafka.send(TOPICS.frames.name, key=camera.encode(), value=item.frame).get(30)
-            _audit(settings, kafka, "release", frame_id, reason, camera)
+            audit(
+                settings,
+                action="release",
+                subject=frame_id,
+                actor=settings.actor,
+                reason=reason,
+                camera_id=camera,
+            )
             click.echo(f"released {frame_id} (camera {camera}); it is being judged again")
     finally:
         kafka.close(timeout=10)
@@ -158,7 +150,7 @@ def release(frame_ids: tuple[str, ...], reason: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask.")
 def purge(frame_ids: tuple[str, ...], older_than: str | None, everything: bool, yes: bool) -> None:
     """Delete held frames and their evidence for good (audited on pds.decisions)."""
-    from streams.clients import producer
+    from streams.control import audit
 
     if bool(frame_ids) + bool(older_than) + everything != 1:
         raise click.UsageError("give FRAME_IDS, --older-than or --all (one of them)")
@@ -174,9 +166,7 @@ def purge(frame_ids: tuple[str, ...], older_than: str | None, everything: bool, 
             click.confirm(f"purge {which}?", abort=True)
         gone = store.purge(older_than_s=age)
         what = "all" if everything else f"older than {older_than}"
-    kafka = producer(settings, client_id="secmlops-quarantine")
-    try:
-        _audit(settings, kafka, "purge", what[:256], f"{len(gone)} frames purged", None)
-    finally:
-        kafka.close(timeout=10)
+    audit(
+        settings, action="purge", subject=what, actor=settings.actor, reason=f"{len(gone)} purged"
+    )
     click.echo(f"purged {len(gone)} frame(s)")

@@ -25,16 +25,22 @@ def preflight(settings: Settings) -> str:
     ModelStoreError
         No trusted model keys, or no active, verifiable model version.
     MonitorLoadError
-        ``SECMLOPS_MONITORS`` names a monitor that is not registered or not usable.
+        ``SECMLOPS_MONITORS`` or ``SECMLOPS_GATE_REQUIRE`` names a monitor that is
+        not registered or not usable.
+    ValueError
+        ``SECMLOPS_POLICY_FILE`` cannot be read or holds a rule that makes no sense.
     """
     from detectors.monitors.registry import select
     from model_store.registry import Registry
     from model_store.signing import Verifier
     from streams.clients import redis_client
+    from streams.rollback import load_rules
     from streams.signing import Keyring
 
     Keyring.from_settings(settings)
     select(settings.monitors)
+    select(settings.gate_require or settings.monitors)
+    load_rules(settings.policy_file)
     registry = Registry(redis_client(settings), Verifier.from_settings(settings))
     version = registry.active(settings.model_name)
     if version is None:
@@ -63,7 +69,8 @@ def run_worker(loglevel: str = "info") -> None:
     # Importing the agent modules registers their agents with the app.
     import streams.agents.detect
     import streams.agents.gate
-    import streams.agents.monitor  # noqa: F401
+    import streams.agents.monitor
+    import streams.agents.policy  # noqa: F401
 
     logging.getLogger("faust").setLevel(loglevel.upper())
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)

@@ -37,7 +37,7 @@ from streams.app import (
     signals_topic,
 )
 from streams.app import settings as app_settings
-from streams.calibration import CalibrationStore
+from streams.calibration import CALIBRATION_REFRESH_S, CalibrationStore
 from streams.clients import redis_client
 from streams.events import encode
 from streams.monitoring import AlertTracker, Joiner, MonitorBank, to_signal
@@ -55,7 +55,6 @@ __all__ = ["ENABLED", "MONITOR_AGENTS"]
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_REFRESH_S = 10.0
 ENABLED: list[type[Monitor]] = select(app_settings.monitors)
 _images = ImageCache()
 _INPUT = {

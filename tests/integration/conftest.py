@@ -74,7 +74,7 @@ def worker(stack, env, tmp_path_factory):
 class TopicTail:
     """Reads a topic from its end at creation time: only what a test produced afterwards."""
 
-    def __init__(self, settings: Settings, topic: str) -> None:
+    def __init__(self, settings: Settings, topic: str, *, from_start: bool = False) -> None:
         from kafka import TopicPartition
 
         from streams.clients import consumer
@@ -84,7 +84,10 @@ class TopicTail:
             TopicPartition(topic, p) for p in sorted(self._consumer.partitions_for_topic(topic))
         ]
         self._consumer.assign(partitions)
-        self._consumer.seek_to_end(*partitions)
+        if from_start:
+            self._consumer.seek_to_beginning(*partitions)
+        else:
+            self._consumer.seek_to_end(*partitions)
         for tp in partitions:
             self._consumer.position(tp)
 
@@ -103,6 +106,18 @@ class TopicTail:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def collect_from(tails: list[TopicTail], keep, count: int, timeout_s: float = 120.0) -> list:
+    """Like :meth:`TopicTail.collect` over several topics at once (e.g. every outcome topic)."""
+    import time
+
+    found: list = []
+    deadline = time.monotonic() + timeout_s
+    while len(found) < count and time.monotonic() < deadline:
+        for reader in tails:
+            found += reader.collect(keep, count - len(found), 0.2)
+    return found
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from streams.clients import redis_client
 from streams.events import DeadLetter, Decision, Prediction, Quarantine, encode
 from streams.quarantine import QuarantineStore
 from streams.topics import TOPICS
-from tests.integration.conftest import secmlops
+from tests.integration.conftest import collect_from, secmlops
 
 
 def outcome_of(event) -> tuple[str, str] | None:
@@ -43,19 +43,9 @@ def test_every_delivered_frame_ends_trusted_quarantined_or_dead_lettered_exactly
     ours = {f.frame_id for f in sent} | {unsigned.frame_id}
     expected = len(sent) + 2  # every signed frame, the unsigned one, the replayed copy
 
-    found = []
-    for reader in outcomes:
-        found += reader.collect(
-            lambda e: outcome_of(e) is not None and outcome_of(e)[1] in ours, expected, 0.1
-        )
-    for reader in outcomes:  # now wait for the rest, whichever topic it lands on
-        if len(found) >= expected:
-            break
-        found += reader.collect(
-            lambda e: outcome_of(e) is not None and outcome_of(e)[1] in ours,
-            expected - len(found),
-            90,
-        )
+    found = collect_from(
+        outcomes, lambda e: outcome_of(e) is not None and outcome_of(e)[1] in ours, expected
+    )
     kinds = [outcome_of(e) for e in found]
     assert len(kinds) == expected, kinds
     assert ("deadletter", unsigned.frame_id) in kinds
@@ -89,8 +79,7 @@ def test_every_delivered_frame_ends_trusted_quarantined_or_dead_lettered_exactly
         lambda e: isinstance(e, Decision) and e.subject == sent[5].frame_id, 1, 30
     )
     assert audit.action == "release" and audit.reason == "reviewed: a test frame"
-    again = trusted.collect(lambda e: e.frame_id == sent[5].frame_id, 1, 60)
-    again += quarantined.collect(lambda e: e.frame_id == sent[5].frame_id, 1 - len(again), 5)
+    again = collect_from([trusted, quarantined], lambda e: e.frame_id == sent[5].frame_id, 1, 60)
     assert len(again) == 1
     after = store.get(sent[5].frame_id)
     assert after.released_by == settings.actor

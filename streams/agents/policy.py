@@ -1,0 +1,112 @@
+"""The rollback agent: a loop over monitor signals that rolls a misbehaving model back.
+
+The rules are :mod:`streams.rollback`'s.  When one fires, the agent rolls the
+registry back to the last known-good version (only if the judged version
+still serves), broadcasts the change on ``pds.control`` (the detector agents
+swap before their next batch), audits it on ``pds.decisions`` and raises a
+critical alert.  With ``SECMLOPS_POLICY_DRY_RUN=1`` it only says what it
+would have done (an alert and a decision record), which is how a new rule
+is tried on a live fleet.
+
+Several workers each see some cameras' signals; the registry check
+(``expected``) and the cool-down keep them from rolling back twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import faust
+
+from detectors.monitors.registry import available, load
+from model_store.errors import ModelStoreError, StaleRollbackError
+from model_store.registry import Registry
+from model_store.signing import Verifier
+from streams.agents.alerts import raise_alert
+from streams.app import app, signals_topic
+from streams.app import settings as app_settings
+from streams.clients import redis_client
+from streams.control import announce, audit
+from streams.events import Alert, InvalidEvent, Signal, decode, new_id
+from streams.rollback import RollbackPolicy, Trigger, load_rules
+
+__all__ = ["rollback_policy"]
+
+log = logging.getLogger(__name__)
+
+SERVING_REFRESH_S = 0.25  # how stale the agent's idea of the serving version may be
+
+_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy")
+
+
+def _alert(severity: str, message: str, trigger: Trigger, **evidence: str) -> Alert:
+    return Alert(
+        alert_id=new_id(),
+        ts_ns=time.time_ns(),
+        severity=severity,  # type: ignore[arg-type]
+        source="policy",
+        message=message[:2000],
+        evidence={"rule": trigger.rule, "rate": round(trigger.rate, 3), **evidence},
+    )
+
+
+def act(registry: Registry, trigger: Trigger) -> Alert:
+    """Carry out a trigger (blocking: runs in the policy's executor); the alert to raise."""
+    name, settings = app_settings.model_name, app_settings
+    actor = f"policy:{trigger.rule}"
+    if settings.policy_dry_run:
+        reason = f"dry run, nothing changed: would roll back {name}@{trigger.version}: "
+        audit(
+            settings,
+            action="alert",
+            subject=f"{name}@{trigger.version}",
+            actor=actor,
+            reason=reason + trigger.reason,
+        )
+        return _alert("warning", reason + trigger.reason, trigger)
+    try:
+        bad, good = registry.rollback(
+            name, actor=actor, reason=trigger.reason, expected=trigger.version
+        )
+    except StaleRollbackError as exc:
+        log.info("no rollback: %s", exc)
+        return _alert("info", f"no rollback needed: {exc}", trigger)
+    except ModelStoreError as exc:
+        return _alert("critical", f"cannot roll back {name}@{trigger.version}: {exc}", trigger)
+    announce(
+        settings, command="rollback", model=name, version=good, actor=actor, reason=trigger.reason
+    )
+    message = f"rolled back {name} from version {bad} to {good}: {trigger.reason}"
+    return _alert("critical", message, trigger, from_version=bad, to_version=good)
+
+
+@app.agent(signals_topic, concurrency=1)
+async def rollback_policy(stream: faust.StreamT) -> None:
+    loop = asyncio.get_running_loop()
+    kinds = {name: load(name).kind for name in available()}
+    policy = RollbackPolicy(load_rules(app_settings.policy_file), kinds)
+    registry = Registry(redis_client(app_settings), Verifier.from_settings(app_settings))
+    serving, checked = None, 0.0
+    async for events in stream.take_events(
+        app_settings.worker_batch_size, within=app_settings.worker_batch_wait_s
+    ):
+        now = time.monotonic()
+        if now - checked > SERVING_REFRESH_S:
+            serving = await loop.run_in_executor(_pool, registry.active, app_settings.model_name)
+            checked = now
+        if serving is None:
+            continue
+        triggers: list[Trigger] = []
+        for event in events:
+            try:
+                signal = decode(event.message.value or b"", Signal)
+            except InvalidEvent:
+                continue  # the gate counts these; the policy only needs real signals
+            triggers += policy.update(signal, serving, now)
+        for trigger in triggers:
+            log.warning("policy %s fired: %s", trigger.rule, trigger.reason)
+            await raise_alert(await loop.run_in_executor(_pool, act, registry, trigger))
+            checked = 0.0  # re-read the serving version before the next batch
