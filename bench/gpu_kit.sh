@@ -61,4 +61,5 @@ cp -r "$CACHE/kafka-$KAFKA" "$KIT/part2/cache/"
 jlink --add-modules java.base,java.desktop,java.logging,java.management,java.naming,java.rmi,java.security.jgss,java.security.sasl,java.sql,java.xml,jdk.crypto.ec,jdk.management,jdk.naming.dns,jdk.unsupported,jdk.zipfs \
   --strip-debug --no-header-files --no-man-pages --output "$KIT/jre"
 tar -C "$KIT" -cJf "$KIT/part2/jre.tar.xz" jre && rm -rf "$KIT/jre"
+rm -rf build  # what pip wheel leaves behind
 du -sh "$KIT/part1" "$KIT/part2"

