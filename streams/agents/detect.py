@@ -29,7 +29,7 @@ from streams.outcomes import Rejected, dead_letter
 from streams.serving import ModelServer, resolve_device
 from streams.signing import Keyring
 
-__all__ = ["apply_control", "detect_pedestrians"]
+__all__ = ["apply_control", "detect_pedestrians", "executor", "model_server", "new_model_server"]
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ def executor(device: str) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"detector-{device}")
 
 
-@cache
-def model_server() -> ModelServer:
+def new_model_server() -> ModelServer:
+    """A server of the active version, verified from the registry (one per model user)."""
     registry = Registry(redis_client(app_settings), Verifier.from_settings(app_settings))
     return ModelServer(
         registry,
@@ -49,6 +49,12 @@ def model_server() -> ModelServer:
         device=resolve_device(app_settings.device),
         half=app_settings.half,
     )
+
+
+@cache
+def model_server() -> ModelServer:
+    """The detector agent's server (control commands poke it)."""
+    return new_model_server()
 
 
 async def _send_outcome(event: faust.EventT, outcome: Prediction | Rejected) -> None:

@@ -3,8 +3,8 @@
 Which monitors run is ``SECMLOPS_MONITORS`` (see
 :mod:`detectors.monitors.registry`).  Each agent keeps one monitor instance
 per camera (:class:`~streams.monitoring.MonitorBank`), scores every batch in
-its own one-thread executor (a monitor that needs the model runs in the
-detector's device thread instead, since a model is not re-entrant), sends
+its own one-thread executor (a monitor that needs the model keeps its own
+copy of the serving version there: a model is not re-entrant), sends
 one ``signal/1`` per observed frame to ``pds.signals`` and an ``alert/1`` to
 ``pds.alerts`` when a monitor starts alarming on a camera.
 
@@ -28,7 +28,7 @@ from model_store.registry import Registry
 from model_store.signing import Verifier
 from streams import claimcheck
 from streams.agents.alerts import raise_alert
-from streams.agents.detect import executor, model_server
+from streams.agents.detect import new_model_server
 from streams.app import (
     app,
     frames_and_predictions_topic,
@@ -115,8 +115,10 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
         registry = Registry(client, Verifier.from_settings(app_settings))
         calibrations = CalibrationStore(client, app_settings.model_name)
         loop = asyncio.get_running_loop()
-        server = model_server() if cls.needs_model else None
-        pool = executor(server.device) if server is not None else own_pool
+        # A monitor that runs the model has its own copy in its own thread: sharing the
+        # detector's would queue each of its small batches behind a whole detector batch.
+        server = new_model_server() if cls.needs_model else None
+        pool = own_pool
         refreshed, version = 0.0, None
         async for events in stream.take_events(
             app_settings.worker_batch_size, within=app_settings.worker_batch_wait_s
