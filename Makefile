@@ -67,6 +67,7 @@ bench: $(STAMP) system-deps  ## Benchmarks (minutes); the tables go into docs/be
 	$(BIN)/python bench/detector.py --frames 200 --repeats 3
 	$(BIN)/python bench/monitor_cost.py --frames 320 --repeats 3
 	$(BIN)/python bench/monitor_quality.py
+	$(BIN)/python bench/gate.py
 
 clean:  ## Remove .venv and caches (the stack's state in ~/.local/state/secmlops stays).
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

@@ -182,12 +182,42 @@ def _pretty(doc: dict) -> str:
 @models.command("promote")
 @click.argument("version")
 @click.option("--reason", default="", help="Why, for the audit log.")
-def promote(version: str, reason: str) -> None:
-    """Make VERSION serve; workers switch between batches."""
+@click.option(
+    "--canary",
+    type=click.FloatRange(min=1),
+    help="Run VERSION in shadow beside the serving one for this many seconds first; "
+    "the policy promotes it then, unless its predictions departed (it is marked bad).",
+)
+def promote(version: str, reason: str, canary: float | None) -> None:
+    """Make VERSION serve; workers switch between batches.
+
+    \b
+    Examples:
+      secmlops models promote 3 --reason "retrained on November's data"
+      secmlops models promote 3 --canary 600     # ten minutes in shadow first
+    """
     settings = cli_settings()
-    previous = _registry(settings).promote(
-        settings.model_name, version, actor=settings.actor, reason=reason
-    )
+    registry = _registry(settings)
+    if canary is not None:
+        record = registry.start_canary(
+            settings.model_name, version, seconds=canary, actor=settings.actor, reason=reason
+        )
+        from streams.control import audit
+
+        audit(
+            settings,
+            action="canary",
+            subject=f"{settings.model_name}@{version}",
+            actor=settings.actor,
+            reason=reason or f"shadow for {canary:g} s before serving",
+        )
+        click.echo(
+            f"{settings.model_name}: version {version} runs in shadow beside "
+            f"{record['serving']} for {canary:g} s; it serves after that unless its "
+            "predictions depart ('secmlops alerts -f' to watch)"
+        )
+        return
+    previous = registry.promote(settings.model_name, version, actor=settings.actor, reason=reason)
     _announce(settings, "promote", version, reason)
     click.echo(f"{settings.model_name}: {previous or '-'} -> {version}")
 

@@ -246,6 +246,62 @@ class Registry:
         )
         return current, target
 
+    def canary(self, name: str) -> dict[str, Any] | None:
+        """The version running in shadow before it serves, or None: ``{version, until, ...}``."""
+        raw = self.client.get(self._key(name, "canary"))
+        return json.loads(raw) if raw else None
+
+    def start_canary(
+        self, name: str, version: str, *, seconds: float, actor: str, reason: str = ""
+    ) -> dict[str, Any]:
+        """Run ``version`` in shadow beside the serving one for ``seconds``, then let it serve.
+
+        The detector agents run it on the same frames as the serving version;
+        the policy agent promotes it when the period is over, unless its
+        predictions departed from the serving version's (then it is marked
+        bad).  Raises :class:`ModelStoreError` if it already serves or does
+        not verify.
+        """
+        self.load(name, version)
+        serving = self.active(name)
+        if version == serving:
+            raise ModelStoreError(f"{name}@{version} already serves; nothing to canary")
+        now = time.time()
+        record = {
+            "version": version,
+            "serving": serving,
+            "started": now,
+            "until": now + seconds,
+            "actor": actor,
+            "reason": reason,
+        }
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self._key(name, "canary"), json.dumps(record))
+        self._audit(pipe, actor, "canary", name, version, reason or f"shadow for {seconds:g} s")
+        pipe.execute()
+        return record
+
+    def end_canary(
+        self, name: str, *, promote: bool, actor: str, reason: str
+    ) -> dict[str, Any] | None:
+        """Finish the canary: promote its version, or mark it bad.  Returns the canary record,
+        or None when there was none (another worker finished it first)."""
+        raw = self.client.getdel(self._key(name, "canary"))
+        if raw is None:
+            return None
+        record = json.loads(raw)
+        version = record["version"]
+        if promote:
+            self.promote(name, version, actor=actor, reason=reason)
+        else:
+            info = json.loads(self.client.hget(self._key(name, "versions"), version))
+            info["status"] = "bad"
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(self._key(name, "versions"), version, json.dumps(info))
+            self._audit(pipe, actor, "canary-abort", name, version, reason)
+            pipe.execute()
+        return record
+
     def audit(self, count: int = 50) -> list[AuditEntry]:
         """The newest audit entries, newest first."""
         entries = self.client.xrevrange(AUDIT_STREAM, count=count)

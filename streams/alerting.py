@@ -4,8 +4,8 @@ An attack on forty cameras must not become forty thousand pages.  Agents
 already raise one alert per alarm *episode* (:class:`~streams.monitoring.
 AlertTracker`); the limiter adds two rules on top, per worker process:
 
-* **dedup**: the same source on the same camera (or fleet-wide) alerts at
-  most once per ``dedup_s``;
+* **dedup**: the same source on the same camera (or fleet-wide), about the
+  same monitor or rule, alerts at most once per ``dedup_s``;
 * **rate limit**: at most ``per_minute`` alerts of each severity in a
   sliding minute; critical alerts have their own budget, so info noise can
   never crowd them out.
@@ -26,13 +26,21 @@ from streams.events import Alert
 __all__ = ["AlertLimiter"]
 
 
+def _key(alert: Alert) -> tuple[str, ...]:
+    """What makes two alerts "the same": source, camera, severity, and the monitor, rule
+    and model version they name."""
+    evidence = alert.evidence
+    named = (str(evidence.get(k, "")) for k in ("monitor", "rule", "version"))
+    return (alert.source, alert.camera_id or "*", alert.severity, *named)
+
+
 @dataclass
 class AlertLimiter:
     dedup_s: float = 30.0
     per_minute: int = 60
-    _last: dict[tuple[str, str], float] = field(default_factory=dict)
+    _last: dict[tuple[str, ...], float] = field(default_factory=dict)
     _recent: dict[str, deque[float]] = field(default_factory=dict)
-    _held: dict[tuple[str, str], int] = field(default_factory=dict)
+    _held: dict[tuple[str, ...], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.dedup_s < 0 or self.per_minute < 1:
@@ -40,7 +48,7 @@ class AlertLimiter:
 
     def allow(self, alert: Alert, now: float) -> Alert | None:
         """The alert to send (with ``suppressed`` added when some were held), or None."""
-        key = (alert.source, alert.camera_id or "*")
+        key = _key(alert)
         last = self._last.get(key)
         recent = self._recent.setdefault(alert.severity, deque())
         while recent and now - recent[0] >= 60.0:

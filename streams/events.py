@@ -72,7 +72,15 @@ Scores = Annotated[dict[Name, Real], Meta(max_length=MAX_MAP_ENTRIES)]
 Severity = Literal["info", "warning", "critical"]
 ImageEncoding = Literal["jpeg", "png"]
 Action = Literal[
-    "trust", "quarantine", "deadletter", "release", "purge", "promote", "rollback", "alert"
+    "trust",
+    "quarantine",
+    "deadletter",
+    "release",
+    "purge",
+    "promote",
+    "rollback",
+    "alert",
+    "canary",
 ]
 Command = Literal["promote", "rollback", "reload"]
 

@@ -1,8 +1,9 @@
 """The model a worker serves: loaded from the signed registry, swapped between batches.
 
 The detector agent asks :meth:`ModelServer.current` before every batch.  It
-re-reads the registry's active pointer at most every ``poll_s`` seconds, or at
-once after :meth:`poke` (called when a promote or rollback arrives on
+re-reads the registry's active pointer (and the canary, which runs in shadow:
+:attr:`ModelServer.shadow`) at most every ``poll_s`` seconds, or at once after
+:meth:`poke` (called when a promote or rollback arrives on
 ``pds.control``), and when the pointer moved it loads, verifies and builds the
 new version before the next batch: a batch is always processed by exactly one
 version, and every prediction records which.
@@ -60,6 +61,7 @@ class ModelServer:
         self.half = half and device.startswith("cuda")
         self.poll_s = poll_s
         self._served: Served | None = None
+        self._shadow: Served | None = None
         self._checked = 0.0
         self._refused: str | None = None
         self._poked = threading.Event()
@@ -102,6 +104,7 @@ class ModelServer:
                 f"no active version of model {self.name!r}: run 'secmlops models setup' "
                 "or 'secmlops models promote VERSION'"
             )
+        self._refresh_shadow()
         if self._served is None or (active != self._served.version and active != self._refused):
             try:
                 self._served = self._load(active)
@@ -113,6 +116,23 @@ class ModelServer:
                     "cannot swap to %s@%s; keeping %s", self.name, active, self._served.version
                 )
         return self._served
+
+    @property
+    def shadow(self) -> Served | None:
+        """The canary version's detector while a canary runs (kept fresh by :meth:`current`)."""
+        return self._shadow
+
+    def _refresh_shadow(self) -> None:
+        canary = self.registry.canary(self.name)
+        version = canary["version"] if canary else None
+        if version is None:
+            self._shadow = None
+        elif self._shadow is None or self._shadow.version != version:
+            try:
+                self._shadow = self._load(version)
+            except ModelStoreError:
+                log.exception("cannot load the canary %s@%s; no shadow runs", self.name, version)
+                self._shadow = None
 
     def _load(self, version: str) -> Served:
         t0 = time.perf_counter()

@@ -26,13 +26,14 @@ from typing import Any
 
 from detectors.monitors.base import DetectFn, Monitor, Observation, Score
 from detectors.monitors.base import quantile_threshold as _quantile
+from streams.events import Prediction
 
-__all__ = ["ModelHealth"]
+__all__ = ["LABELS", "ModelHealth", "Sample", "prediction_sample", "prediction_shift"]
 
 #: Scales when uncalibrated: a count ratio of e^0.5 (about 1.6x), a confidence step of 0.05
 _DEFAULT_SCALES = {"count": 0.5, "confidence": 0.05}
 _SCALE_FLOORS = {"count": 0.05, "confidence": 0.005}  # the smallest calibrated scale
-_LABELS = {"count": "detections/frame", "confidence": "mean confidence"}
+LABELS = {"count": "detections/frame", "confidence": "mean confidence"}
 _MIN_THRESHOLD = 2.0  # a calibration never sets the threshold below twice the clean scale
 
 Sample = tuple[float, float | None]  # detections in a frame, their mean confidence
@@ -55,7 +56,14 @@ def _means(base: Sequence[Sample], new: Sequence[Sample]) -> dict[str, tuple[flo
     return out
 
 
-def _shift(
+def prediction_sample(prediction: Prediction) -> Sample:
+    """What health compares of one prediction: its detections and their mean confidence."""
+    confidences = [b.score for b in prediction.boxes]
+    mean = sum(confidences) / len(confidences) if confidences else None
+    return float(len(prediction.boxes)), mean
+
+
+def prediction_shift(
     base: Sequence[Sample], new: Sequence[Sample], scales: Mapping[str, float]
 ) -> tuple[float, str, float, float]:
     """The largest scaled difference, its feature, and the new and the base means."""
@@ -159,19 +167,19 @@ class ModelHealth(Monitor):
                 self._base = {"version": self._version, "samples": list(self._current)}
             self._version, self._calm = p.model_version, 0
             self._current.clear()
-        confidences = [b.score for b in p.boxes]
-        mean = sum(confidences) / len(confidences) if confidences else None
-        self._current.append((float(len(p.boxes)), mean))
+        self._current.append(prediction_sample(p))
         if self._base is None:
             return Score(0.0, "", False)
         self._calm += 1
         if len(self._current) < self.min_samples:
             return Score(0.0, "", False)
-        value, feature, now, before = _shift(self._base["samples"], self._current, self._scales)
+        value, feature, now, before = prediction_shift(
+            self._base["samples"], self._current, self._scales
+        )
         if value > self.limit:
             self._calm = 0
             base = self._base["version"]
-            label = _LABELS[feature]
+            label = LABELS[feature]
             why = f"after {p.model_version}: {label} {now:.2f} vs {before:.2f} under {base}"
             return Score(value, why, True)
         if self._calm >= self.window:
@@ -252,7 +260,10 @@ class ModelHealth(Monitor):
             for name, d in diffs.items()
         }
         worst = [
-            max(_shift(b, t[:k], self._scales)[0] for k in range(self.min_samples, len(t) + 1))
+            max(
+                prediction_shift(b, t[:k], self._scales)[0]
+                for k in range(self.min_samples, len(t) + 1)
+            )
             for b, t in pairs
         ]
         self.threshold = max(_MIN_THRESHOLD, self.margin * _quantile(worst, target_fpr))

@@ -5,13 +5,16 @@ after the whole batch has been handled; the model runs in a one-thread
 executor per device so the event loop (heartbeats, commits, timers) never
 blocks.  Before each batch the served model is swapped if the registry's
 active version moved (:mod:`streams.serving`); each frame's signature is
-checked before its image is even decoded.
+checked before its image is even decoded.  While a canary runs, the candidate
+version predicts on the same batch in shadow and the two are compared
+(:mod:`streams.canary`); its predictions never leave the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache, partial
 
@@ -20,13 +23,21 @@ import faust
 from model_store.registry import Registry
 from model_store.signing import Verifier
 from streams import claimcheck
-from streams.app import app, control_topic, deadletter_topic, frames_topic, predictions_topic
+from streams.app import (
+    app,
+    control_topic,
+    deadletter_topic,
+    frames_topic,
+    predictions_topic,
+    signals_topic,
+)
 from streams.app import settings as app_settings
+from streams.canary import CanaryJudge
 from streams.clients import redis_client
 from streams.events import Control, InvalidEvent, Prediction, decode, encode
 from streams.inference import predict_batch
 from streams.outcomes import Rejected, dead_letter
-from streams.serving import ModelServer, resolve_device
+from streams.serving import ModelServer, Served, resolve_device
 from streams.signing import Keyring
 
 __all__ = ["apply_control", "detect_pedestrians", "executor", "model_server", "new_model_server"]
@@ -77,6 +88,42 @@ async def _send_outcome(event: faust.EventT, outcome: Prediction | Rejected) -> 
     await deadletter_topic.send(key=message.key, value=encode(record))
 
 
+_judges: dict[str, CanaryJudge] = {}
+
+
+async def _shadow(
+    candidate: Served,
+    served: list[Prediction | Rejected],
+    payloads: list[bytes],
+    received: list[int],
+    keyring: Keyring,
+    fetch_image: Callable[..., bytes],
+    gpu: str | None,
+) -> None:
+    """Run the canary on the batch and signal how far it departs; never affects serving."""
+    loop = asyncio.get_running_loop()
+    judge = _judges.setdefault(candidate.version, CanaryJudge())
+    try:
+        shadow = await loop.run_in_executor(
+            executor(model_server().device),
+            partial(
+                predict_batch,
+                candidate.detector,
+                payloads,
+                received,
+                keyring=keyring,
+                fetch_image=fetch_image,
+                decode_device=gpu,
+            ),
+        )
+        for mine, theirs in zip(served, shadow, strict=True):
+            if isinstance(mine, Prediction) and isinstance(theirs, Prediction):
+                signal = judge.compare(mine, theirs)
+                await signals_topic.send(key=signal.camera_id.encode(), value=encode(signal))
+    except Exception:  # the canary is on trial, the serving path is not
+        log.exception("canary %s failed on a batch", candidate.version)
+
+
 @app.agent(frames_topic, concurrency=1)
 async def detect_pedestrians(stream: faust.StreamT) -> None:
     loop = asyncio.get_running_loop()
@@ -111,6 +158,8 @@ async def detect_pedestrians(stream: faust.StreamT) -> None:
             outcomes = [Rejected("internal_error", f"{type(exc).__name__}: {exc}")] * len(events)
         for event, outcome in zip(events, outcomes, strict=True):
             await _send_outcome(event, outcome)
+        if server.shadow is not None:  # a canary runs: the candidate sees the same frames
+            await _shadow(server.shadow, outcomes, payloads, received, keyring, fetch_image, gpu)
 
 
 @app.agent(control_topic, concurrency=1)

@@ -75,3 +75,68 @@ def test_a_degraded_model_promoted_mid_drive_is_rolled_back_within_5_s_of_media_
     assert raised[0].severity == "critical" and f"from version {bad} to {good}" in raised[0].message
     assert registry.active(settings.model_name) == good
     assert registry.info(settings.model_name, bad).status == "bad"
+
+
+def _send_paced(settings, keyring, cam: str, images: list, fps: float) -> list[str]:
+    sent, start = [], time.monotonic()
+    with FrameSender(settings, keyring) as sender:
+        for seq, image in enumerate(images):
+            time.sleep(max(0.0, start + seq / fps - time.monotonic()))
+            sent.append(sender.send(build_frame(cam, seq, image)).frame_id)
+    return sent
+
+
+def test_a_canary_that_departs_from_the_serving_version_is_aborted_and_never_serves(
+    worker, settings, keyring, tail, env
+):
+    cam = f"canary-{uuid.uuid4().hex[:8]}"
+    registry = Registry(redis_client(settings), Verifier.from_settings(settings))
+    good = registry.active(settings.model_name)
+    candidate = secmlops(env, "models", "degrade", "--strength", "3").stdout.split()[2]
+    predictions, alerts = tail(TOPICS.predictions.name), tail(TOPICS.alerts.name)
+    decisions = tail(TOPICS.decisions.name)
+    started = secmlops(env, "models", "promote", candidate, "--canary", "120")
+    assert f"version {candidate} runs in shadow" in started.stdout
+    drive = fetch_asset(ASSETS["sample-drive"], settings.cache_dir, quiet=True)
+    images = [f.image for f in open_source(drive, cam, start=START, end=START + 60).frames()]
+    sent = _send_paced(settings, keyring, cam, images, fps=5)
+
+    aborted = alerts.collect(
+        lambda e: isinstance(e, Alert) and e.source == "policy" and "aborted" in e.message, 1, 60
+    )
+    assert aborted and aborted[0].severity == "critical", "the canary was not aborted"
+    assert registry.canary(settings.model_name) is None
+    assert registry.info(settings.model_name, candidate).status == "bad"
+    assert registry.active(settings.model_name) == good
+    served = predictions.collect(lambda e: e.camera_id == cam, len(sent), 120)
+    assert {p.model_version for p in served} == {good}, "a canary served a frame"
+    [record] = decisions.collect(
+        lambda e: isinstance(e, Decision) and e.actor == "policy:canary", 1, 30
+    )
+    assert record.action == "rollback" and record.reason.startswith("canary aborted")
+
+
+def test_a_canary_that_agrees_is_promoted_when_its_period_ends(
+    worker, settings, keyring, tail, env
+):
+    cam = f"canary-{uuid.uuid4().hex[:8]}"
+    registry = Registry(redis_client(settings), Verifier.from_settings(settings))
+    good = registry.active(settings.model_name)
+    made = secmlops(env, "models", "degrade", "--mode", "noise", "--strength", "0.0001")
+    candidate = made.stdout.split()[2]
+    alerts = tail(TOPICS.alerts.name)
+    secmlops(env, "models", "promote", candidate, "--canary", "6")
+    drive = fetch_asset(ASSETS["sample-drive"], settings.cache_dir, quiet=True)
+    frames = open_source(drive, cam, start=START, end=START + 100, resize=(320, 180)).frames()
+    try:
+        _send_paced(settings, keyring, cam, [f.image for f in frames], fps=10)
+        promoted = alerts.collect(
+            lambda e: isinstance(e, Alert) and e.source == "policy" and "promoted" in e.message,
+            1,
+            60,
+        )
+        assert promoted, "the canary was not promoted"
+        assert registry.active(settings.model_name) == candidate
+        assert registry.canary(settings.model_name) is None
+    finally:
+        secmlops(env, "models", "promote", good, "--reason", "test: restore")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from streams.alerting import AlertLimiter
@@ -42,3 +43,12 @@ def test_each_severity_has_its_own_budget_per_minute():
 def test_a_limiter_needs_a_budget():
     with pytest.raises(ValueError, match="per_minute"):
         AlertLimiter(per_minute=0)
+
+
+def test_alerts_about_different_rules_or_monitors_are_not_the_same_alert():
+    limiter = AlertLimiter(dedup_s=30)
+    rollback = msgspec.structs.replace(alert(source="policy"), evidence={"rule": "model-health"})
+    canary = msgspec.structs.replace(alert(source="policy"), evidence={"rule": "canary"})
+    assert limiter.allow(rollback, now=0.0) is not None
+    assert limiter.allow(canary, now=1.0) is not None
+    assert limiter.allow(rollback, now=2.0) is None
