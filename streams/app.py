@@ -69,11 +69,13 @@ settings = Settings.from_env()
 app = create_app(settings)
 
 
-def faust_topic(spec: TopicSpec) -> faust.TopicT:
-    """The faust handle of a topic, carrying raw bytes (see the module docstring)."""
+def faust_topic(*specs: TopicSpec) -> faust.TopicT:
+    """The faust handle of one topic, or of several read as one stream, carrying raw bytes
+    (see the module docstring).  Topics read together must be co-partitioned by camera id
+    (streams/topics.py), so that one camera's events meet in one stream."""
     return app.topic(
-        spec.name,
-        partitions=spec.partitions,
+        *(spec.name for spec in specs),
+        partitions=specs[0].partitions if len(specs) == 1 else None,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -87,26 +89,10 @@ deadletter_topic = faust_topic(TOPICS.deadletter)
 control_topic = faust_topic(TOPICS.control)
 signals_topic = faust_topic(TOPICS.signals)
 alerts_topic = faust_topic(TOPICS.alerts)
-# Monitors that judge a frame together with its prediction read both topics in one
-# stream; the two are co-partitioned by camera id (streams/topics.py).
-frames_and_predictions_topic = app.topic(
-    TOPICS.frames.name,
-    TOPICS.predictions.name,
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-)
 trusted_topic = faust_topic(TOPICS.trusted)
 quarantine_topic = faust_topic(TOPICS.quarantine)
+# Monitors that judge a frame together with its prediction read both in one stream.
+frames_and_predictions_topic = faust_topic(TOPICS.frames, TOPICS.predictions)
 # The gate reads frames (kept as evidence in case they are quarantined), predictions and
-# signals in one stream; all three are co-partitioned by camera id.
-gate_input_topic = app.topic(
-    TOPICS.frames.name,
-    TOPICS.predictions.name,
-    TOPICS.signals.name,
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-)
+# signals in one stream.
+gate_input_topic = faust_topic(TOPICS.frames, TOPICS.predictions, TOPICS.signals)
