@@ -16,6 +16,7 @@ from producers.cli import data, keys, replay
 from streams.alerts_cli import alerts
 from streams.assets import AssetError
 from streams.cli_support import cli_settings
+from streams.eval_cli import evaluate
 from streams.monitor_cli import calibrate, monitors
 from streams.quarantine_cli import quarantine
 from streams.stack import Stack, StackError
@@ -174,7 +175,7 @@ def demo(frames: int, keep_stack: bool) -> None:
     sys.exit(0 if ok else 1)
 
 
-for _command in (alerts, calibrate, data, keys, models, monitors, quarantine, replay):
+for _command in (alerts, calibrate, data, evaluate, keys, models, monitors, quarantine, replay):
     cli.add_command(_command)
 
 

@@ -57,7 +57,7 @@ from streams.signing import Keyring
 from streams.stack import Stack
 from streams.worker import WorkerProcess
 
-__all__ = ["DEMO_FRAMES", "run_demo"]
+__all__ = ["DEMO_FRAMES", "ensure_keys", "run_demo"]
 
 CAMERA = "demo-drive"
 DEMO_SIZE = (424, 240)
@@ -108,7 +108,7 @@ class _AlertPrinter(threading.Thread):
         self.join(timeout=5)
 
 
-def _keys(settings: Settings) -> Settings:
+def ensure_keys(settings: Settings) -> Settings:
     """Frame and model keys from the environment, or the demo's own (kept for later runs).
 
     The demo's keys live in ``$SECMLOPS_STATE_DIR/demo-keys.json`` (mode 600), so a
@@ -248,7 +248,7 @@ def run_demo(settings: Settings, *, frames: int = DEMO_FRAMES, keep_stack: bool 
     stack = Stack(settings)
     _say(f"Starting the local stack (Kafka {settings.kafka_bootstrap}, Redis {settings.redis_url})")
     started = stack.up()
-    settings = _keys(settings)
+    settings = ensure_keys(settings)
     _say("Building, signing and registering both real detectors")
     for line in setup_models(settings):
         click.echo(f"  {line}")

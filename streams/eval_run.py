@@ -1,0 +1,183 @@
+"""``secmlops eval``: a red-team replay through the full pipeline, scored (see docs/eval.md).
+
+Steps: start the local stack if it is managed, register the real models,
+optionally calibrate the monitors on the first frames of the source, start a
+worker with the chosen monitors, replay the source with the schedule's
+injections (truth records on ``pds.truth``), collect every delivery's
+terminal outcome and the alerts, and score them with
+:func:`streams.evaluation.score`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from kafka import TopicPartition
+
+from detectors.monitors.registry import select
+from model_store.catalog import build_detector
+from model_store.registry import Registry
+from model_store.setup import setup_models
+from model_store.signing import Verifier
+from producers.frames import FrameSender
+from producers.injection import Drill, load_schedule
+from producers.replay import Replayer, ReplayOptions
+from producers.sources import open_source
+from streams.calibration import CalibrationStore
+from streams.clients import consumer, redis_client
+from streams.demo import ensure_keys
+from streams.evaluation import Outcome, score
+from streams.events import Alert, DeadLetter, InvalidEvent, Prediction, Quarantine, Truth, decode
+from streams.offline import calibrate_monitors, record_footage
+from streams.settings import Settings
+from streams.signing import Keyring
+from streams.stack import Stack
+from streams.topics import TOPICS, TopicSpec
+from streams.worker import WorkerProcess
+
+__all__ = ["run_eval"]
+
+
+class _Tail:
+    """Records of some topics from their ends at creation, with broker timestamps."""
+
+    def __init__(self, settings: Settings, specs: list[TopicSpec]) -> None:
+        self._consumer = consumer(settings, client_id="secmlops-eval")
+        parts = [
+            TopicPartition(spec.name, p)
+            for spec in specs
+            for p in sorted(self._consumer.partitions_for_topic(spec.name) or ())
+        ]
+        self._consumer.assign(parts)
+        self._consumer.seek_to_end(*parts)
+        for tp in parts:
+            self._consumer.position(tp)
+        self.records: list[tuple[Any, int]] = []
+
+    def poll(self) -> None:
+        for records in self._consumer.poll(timeout_ms=200).values():
+            for record in records:
+                try:
+                    self.records.append((decode(record.value), record.timestamp))
+                except InvalidEvent:
+                    continue
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def _outcome(event: Any, ts_ms: int) -> Outcome | None:
+    if isinstance(event, Prediction):
+        return Outcome("trusted", event.frame_id, ts_ms, (), len(event.boxes))
+    if isinstance(event, Quarantine):
+        return Outcome("quarantined", event.frame_id, ts_ms, tuple(event.reasons))
+    if isinstance(event, DeadLetter) and event.frame_id:
+        return Outcome("deadletter", event.frame_id, ts_ms, (event.reason,))
+    return None
+
+
+def _calibrate(settings: Settings, source: Path, camera: str, frames: int, size) -> None:  # noqa: ANN001
+    registry = Registry(redis_client(settings), Verifier.from_settings(settings))
+    version = registry.active(settings.model_name)
+    detector = build_detector(
+        registry.artifact(settings.model_name, version), registry.verifier, version=version
+    )
+    clean = open_source(source, camera, end=frames, resize=size)
+    footage = record_footage(clean.frames(), detector, total=frames)
+    states = calibrate_monitors(select(settings.monitors), footage, 0.0025, detector.detect_batch)
+    meta = {"target_fpr": 0.0025, "sources": [str(source)], "actor": "eval"}
+    CalibrationStore(registry.client, settings.model_name).save(version, states, meta)
+
+
+def run_eval(
+    settings: Settings,
+    source: Path,
+    schedule: Path,
+    *,
+    camera: str = "eval",
+    calibrate: int = 0,
+    start: int = 0,
+    end: int | None = None,
+    resize: tuple[int, int] | None = None,
+    fast: bool = True,
+    timeout_s: float = 900.0,
+) -> dict[str, Any]:
+    """Replay ``source`` with ``schedule`` through the pipeline; the scored report."""
+    specs = load_schedule(schedule)
+    stack = Stack(settings)
+    started = stack.up()
+    settings = ensure_keys(settings)
+    try:
+        for line in setup_models(settings):
+            click.echo(f"  {line}", err=True)
+        if calibrate:
+            click.echo(f"calibrating the monitors on frames 0-{calibrate - 1}", err=True)
+            _calibrate(settings, source, camera, calibrate, resize)
+        worker = WorkerProcess(settings.state_dir / "eval-worker.log")
+        worker.start().wait_ready(settings)
+        truth_tail = _Tail(settings, [TOPICS.truth])
+        outcome_tail = _Tail(settings, [TOPICS.trusted, TOPICS.quarantine, TOPICS.deadletter])
+        alert_tail = _Tail(settings, [TOPICS.alerts])
+        try:
+            drill = Drill(specs, adversary=_adversary(specs))
+            frames = open_source(
+                source, camera, start=max(start, calibrate), end=end, resize=resize
+            )
+            options = ReplayOptions(speed=None if fast else 1.0)
+            with FrameSender(settings, Keyring.from_settings(settings)) as sender:
+                summary = Replayer(sender, options, drill).run(
+                    frames.frames(), total=frames.expected
+                )
+            truth, outcomes = _collect(truth_tail, outcome_tail, summary.frames, timeout_s)
+            alert_tail.poll()
+            alerts = [e for e, _ in alert_tail.records if isinstance(e, Alert)]
+        finally:
+            for tail in (truth_tail, outcome_tail, alert_tail):
+                tail.close()
+            worker.stop()
+    finally:
+        if any(started.values()):
+            stack.down()
+    capture = {t.frame_id: t.capture_ts_ns for t in truth}
+    report = score(truth, outcomes, alerts, fps=frames.fps or 30.0, capture_ns=capture)
+    report["source"] = {"path": str(source), "camera": camera, "schedule": str(schedule)}
+    report["monitors"] = list(settings.monitors)
+    return report
+
+
+def _adversary(specs):  # noqa: ANN001, ANN202
+    if not any(spec.family == "adversarial" for spec in specs):
+        return None
+    from producers.injection.adversarial import Adversary
+
+    return lambda: Adversary("hog-torch")
+
+
+def _collect(truth_tail: _Tail, outcome_tail: _Tail, frames: int, timeout_s: float):  # noqa: ANN202
+    """Truth for every replayed frame, then an outcome for every delivery (or the timeout)."""
+    deadline = time.monotonic() + timeout_s
+    truth: list[Truth] = []
+    while len(truth) < frames and time.monotonic() < deadline:
+        truth_tail.poll()
+        truth = [e for e, _ in truth_tail.records if isinstance(e, Truth)]
+    ids = {t.frame_id for t in truth}
+    expected = sum(t.delivered for t in truth) + sum(
+        1 for t in truth if "replay" in t.injections and t.params.get("replay.of_seq", -1) >= 0
+    )
+    outcomes: list[Outcome] = []
+    with click.progressbar(
+        length=expected, label="outcomes", file=click.get_text_stream("stderr")
+    ) as bar:
+        while len(outcomes) < expected and time.monotonic() < deadline:
+            before = len(outcomes)
+            outcome_tail.poll()
+            outcomes = [
+                o
+                for o in (_outcome(e, ts) for e, ts in outcome_tail.records)
+                if o is not None and o.frame_id in ids
+            ]
+            bar.update(len(outcomes) - before)
+    return truth, outcomes

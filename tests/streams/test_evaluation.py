@@ -1,0 +1,101 @@
+"""Scoring a drill: truth against outcomes, per injection type, with the report's stable keys."""
+
+from __future__ import annotations
+
+from streams.evaluation import Outcome, score
+from streams.events import Alert, Truth
+
+
+def truth(seq: int, *injections: str, delivered: bool = True, **params: float) -> Truth:
+    return Truth(
+        frame_id=f"{seq:032x}",
+        camera_id="cam",
+        seq=seq,
+        capture_ts_ns=seq * 33_000_000,
+        injections=list(injections),
+        params=params,
+        delivered=delivered,
+    )
+
+
+def outcome(seq: int, kind: str = "trusted", *reasons: str, ts_ms: int = 0) -> Outcome:
+    return Outcome(kind, f"{seq:032x}", ts_ms or seq * 33, tuple(reasons))  # type: ignore[arg-type]
+
+
+def test_the_report_has_the_documented_keys_and_counts_every_outcome():
+    report = score([truth(0), truth(1)], [outcome(0), outcome(1, "quarantined", "integrity")])
+    assert {"frames", "lost_frames", "clean", "by_type", "quarantine", "outcomes"} <= set(report)
+    assert report["frames"] == 2 and report["lost_frames"] == 0
+    assert report["outcomes"] == {"trusted": 1, "quarantined": 1, "deadletter": 0}
+    assert report["clean"] == {"frames": 2, "false_positive_rate": 0.5}
+
+
+def test_attacked_frames_are_detected_when_not_trusted_and_delay_counts_from_the_stretch():
+    frames = [truth(s) for s in range(10)] + [truth(s, "pgd") for s in range(10, 14)]
+    outcomes = [outcome(s) for s in range(10)]
+    outcomes += [outcome(10), outcome(11, "quarantined", "adversarial.energy")]
+    outcomes += [outcome(12, "quarantined", "adversarial.energy"), outcome(13, "trusted")]
+    pgd = score(frames, outcomes)["by_type"]["pgd"]
+    assert pgd["frames"] == 4 and pgd["detection_rate"] == 0.5
+    assert pgd["median_delay_frames"] == 1 and pgd["median_delay_ms"] == 33.3
+    assert pgd["false_positive_rate"] == 0.0
+
+
+def test_a_clean_frame_is_a_false_positive_only_for_the_family_that_flagged_it():
+    frames = [truth(0), truth(1), truth(2, "pgd"), truth(3, "unsigned")]
+    outcomes = [outcome(0, "quarantined", "integrity"), outcome(1)]
+    outcomes += [outcome(2, "quarantined", "adversarial.energy"), outcome(3, "deadletter")]
+    by_type = score(frames, outcomes)["by_type"]
+    assert by_type["unsigned"]["false_positive_rate"] == 0.5  # frame 0, by integrity
+    assert by_type["pgd"]["false_positive_rate"] == 0.0
+    assert by_type["unsigned"]["detection_rate"] == 1.0
+
+
+def test_a_dropped_frame_is_scored_on_the_gap_the_next_frame_shows():
+    frames = [truth(0), truth(1, "drop", delivered=False), truth(2)]
+    outcomes = [outcome(0), outcome(2, "quarantined", "integrity")]
+    report = score(frames, outcomes)
+    assert report["by_type"]["drop"]["detection_rate"] == 1.0
+    assert report["clean"]["frames"] == 1 and report["lost_frames"] == 0
+
+
+def test_a_replayed_copy_is_paired_with_the_second_outcome_of_the_old_frame():
+    frames = [truth(0), truth(1), truth(2, "replay", delivered=False, **{"replay.of_seq": 0.0})]
+    frames.append(truth(3))
+    outcomes = [outcome(0), outcome(1), outcome(0, "quarantined", "integrity", ts_ms=500)]
+    outcomes.append(outcome(3, "quarantined", "integrity"))
+    replay = score(frames, outcomes)["by_type"]["replay"]
+    assert replay["frames"] == 2  # the replayed copy, and the gap it left at frame 3
+    assert replay["detection_rate"] == 1.0
+
+
+def test_a_frame_without_an_outcome_is_lost():
+    report = score([truth(0), truth(1)], [outcome(0)])
+    assert report["lost_frames"] == 1
+
+
+def test_a_shift_is_detected_by_a_drift_alert_after_its_start():
+    frames = [truth(s) for s in range(5)] + [truth(s, "fog") for s in range(5, 40)]
+    alert = Alert(
+        alert_id="0" * 32,
+        ts_ns=0,
+        severity="warning",
+        source="drift.image",
+        message="m",
+        camera_id="cam",
+        first_seq=24,
+        last_seq=24,
+    )
+    fog = score(frames, [outcome(s) for s in range(40)], [alert])["by_type"]["fog"]
+    assert fog["detection_rate"] == 1.0 and fog["median_delay_frames"] == 19
+    missed = score(frames, [outcome(s) for s in range(40)])["by_type"]["fog"]
+    assert missed["detection_rate"] == 0.0 and missed["undetected_stretches"] == 1
+
+
+def test_throughput_and_latency_come_from_outcome_and_capture_times():
+    frames = [truth(s) for s in range(3)]
+    outcomes = [outcome(s, ts_ms=1000 + 100 * s) for s in range(3)]
+    capture = {f.frame_id: (900 + 100 * i) * 1_000_000 for i, f in enumerate(frames)}
+    report = score(frames, outcomes, capture_ns=capture)
+    assert report["throughput_fps"] == 10.0
+    assert report["latency_ms"] == {"p50": 100.0, "p99": 100.0}
