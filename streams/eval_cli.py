@@ -10,7 +10,7 @@ import click
 
 from streams.cli_support import cli_settings
 
-__all__ = ["evaluate", "markdown"]
+__all__ = ["evaluate", "markdown", "plot_tradeoff"]
 
 
 def _pct(value: float | None) -> str:
@@ -43,6 +43,20 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {kind} | {row['family']} | {row['frames']} | {_pct(row['detection_rate'])} | "
             f"{_pct(row['false_positive_rate'])} | {delay_text} |"
         )
+    if report.get("sweep"):
+        lines += [
+            "",
+            "Each security measure alone, and all of them (the same replay, one after the other):",
+            "",
+            "| monitors | detection rate | clean FPR | frames/s | vs none |",
+            "|---|---|---|---|---|",
+        ]
+        for name, row in report["sweep"].items():
+            ratio = row["throughput_vs_none"]
+            lines.append(
+                f"| {name} | {_pct(row['detection_rate'])} | {_pct(row['false_positive_rate'])} "
+                f"| {row['throughput_fps']} | {'–' if ratio is None else f'{ratio:.2f}'} |"
+            )
     if report.get("throughput_fps") is not None:
         lat = report["latency_ms"]
         lines += [
@@ -51,6 +65,32 @@ def markdown(report: dict[str, Any]) -> str:
             f"p50 {lat['p50']} ms, p99 {lat['p99']} ms.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def plot_tradeoff(report: dict[str, Any], path: Path) -> None:
+    """The trade-off curve as a PNG: detection rate against throughput cost, per measure."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    rows = [
+        (name, 1 - row["throughput_vs_none"], row["detection_rate"] or 0.0)
+        for name, row in report["sweep"].items()
+        if row["throughput_vs_none"] is not None
+    ]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    ax.scatter([c for _, c, _ in rows], [d for _, _, d in rows], color="tab:red")
+    for name, cost, detected in rows:
+        ax.annotate(name, (cost, detected), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("throughput cost (1 - frames/s ÷ frames/s with no monitor)")
+    ax.set_ylabel("attacked frames flagged (quarantine recall)")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title("What each security measure buys, and what it costs")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 @click.command("eval")
@@ -75,6 +115,17 @@ def markdown(report: dict[str, Any]) -> str:
 @click.option("--real-time", is_flag=True, help="Pace at the source's frame rate (default: fast).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the report here.")
 @click.option("--report", "md_out", type=click.Path(path_type=Path), help="Markdown report here.")
+@click.option(
+    "--sweep",
+    is_flag=True,
+    help="Also replay with no monitor and with each monitor alone (the trade-off).",
+)
+@click.option(
+    "--plot",
+    "png_out",
+    type=click.Path(path_type=Path),
+    help="With --sweep: the trade-off curve as a PNG.",
+)
 def evaluate(
     source: str,
     schedule: Path,
@@ -87,6 +138,8 @@ def evaluate(
     real_time: bool,
     json_out: Path | None,
     md_out: Path | None,
+    sweep: bool,
+    png_out: Path | None,
 ) -> None:
     """Replay SOURCE with the schedule's injections through the whole pipeline and score it.
 
@@ -108,6 +161,8 @@ def evaluate(
     from producers.injection import SpecError
     from streams.eval_run import run_eval
 
+    if png_out is not None and not sweep:
+        raise click.UsageError("--plot needs --sweep (it plots one point per measure)")
     if monitors:
         os.environ["SECMLOPS_MONITORS"] = monitors  # the worker inherits it
     settings = cli_settings()
@@ -123,11 +178,14 @@ def evaluate(
             end=end,
             resize=_size(None, None, resize),
             fast=not real_time,
+            sweep=sweep,
         )
     except (SpecError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     if json_out:
         json_out.write_text(json.dumps(report, indent=2) + "\n")
+    if png_out is not None and report.get("sweep"):
+        plot_tradeoff(report, png_out)
     text = markdown(report)
     if md_out:
         md_out.write_text(text)

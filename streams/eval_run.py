@@ -104,8 +104,14 @@ def run_eval(
     resize: tuple[int, int] | None = None,
     fast: bool = True,
     timeout_s: float = 900.0,
+    sweep: bool = False,
 ) -> dict[str, Any]:
-    """Replay ``source`` with ``schedule`` through the pipeline; the scored report."""
+    """Replay ``source`` with ``schedule`` through the pipeline; the scored report.
+
+    With ``sweep``, the same replay also runs with no monitor and with each
+    enabled monitor alone; their headline numbers go under ``sweep`` (the
+    trade-off between what each measure catches and what it costs).
+    """
     specs = load_schedule(schedule)
     stack = Stack(settings)
     started = stack.up()
@@ -116,36 +122,67 @@ def run_eval(
         if calibrate:
             click.echo(f"calibrating the monitors on frames 0-{calibrate - 1}", err=True)
             _calibrate(settings, source, camera, calibrate, resize)
-        worker = WorkerProcess(settings.state_dir / "eval-worker.log")
-        worker.start().wait_ready(settings)
-        truth_tail = _Tail(settings, [TOPICS.truth])
-        outcome_tail = _Tail(settings, [TOPICS.trusted, TOPICS.quarantine, TOPICS.deadletter])
-        alert_tail = _Tail(settings, [TOPICS.alerts])
-        try:
-            drill = Drill(specs, adversary=_adversary(specs))
+
+        def once(monitors: str) -> dict[str, Any]:
             frames = open_source(
                 source, camera, start=max(start, calibrate), end=end, resize=resize
             )
-            options = ReplayOptions(speed=None if fast else 1.0)
-            with FrameSender(settings, Keyring.from_settings(settings)) as sender:
-                summary = Replayer(sender, options, drill).run(
-                    frames.frames(), total=frames.expected
-                )
-            truth, outcomes = _collect(truth_tail, outcome_tail, summary.frames, timeout_s)
-            alert_tail.poll()
-            alerts = [e for e, _ in alert_tail.records if isinstance(e, Alert)]
-        finally:
-            for tail in (truth_tail, outcome_tail, alert_tail):
-                tail.close()
-            worker.stop()
+            return _replay(settings, frames, specs, monitors, fast, timeout_s)
+
+        report = once(",".join(settings.monitors))
+        if sweep:
+            runs = {"none": once("none")}
+            runs.update({cls.name: once(cls.name) for cls in select(settings.monitors)})
+            runs["all"] = report
+            report["sweep"] = _sweep_summary(runs)
     finally:
         if any(started.values()):
             stack.down()
-    capture = {t.frame_id: t.capture_ts_ns for t in truth}
-    report = score(truth, outcomes, alerts, fps=frames.fps or 30.0, capture_ns=capture)
     report["source"] = {"path": str(source), "camera": camera, "schedule": str(schedule)}
     report["monitors"] = list(settings.monitors)
     return report
+
+
+def _replay(settings: Settings, frames, specs, monitors: str, fast: bool, timeout_s: float):  # noqa: ANN001, ANN202
+    """One replay through a worker running ``monitors``; its scored report."""
+    click.echo(f"replaying with monitors: {monitors}", err=True)
+    log = settings.state_dir / "eval-worker.log"
+    worker = WorkerProcess(log, env={"SECMLOPS_MONITORS": monitors}).start()
+    worker.wait_ready(settings)
+    truth_tail = _Tail(settings, [TOPICS.truth])
+    outcome_tail = _Tail(settings, [TOPICS.trusted, TOPICS.quarantine, TOPICS.deadletter])
+    alert_tail = _Tail(settings, [TOPICS.alerts])
+    try:
+        drill = Drill(specs, adversary=_adversary(specs))
+        options = ReplayOptions(speed=None if fast else 1.0)
+        with FrameSender(settings, Keyring.from_settings(settings)) as sender:
+            summary = Replayer(sender, options, drill).run(frames.frames(), total=frames.expected)
+        truth, outcomes = _collect(truth_tail, outcome_tail, summary.frames, timeout_s)
+        alert_tail.poll()
+        alerts = [e for e, _ in alert_tail.records if isinstance(e, Alert)]
+    finally:
+        for tail in (truth_tail, outcome_tail, alert_tail):
+            tail.close()
+        worker.stop()
+    capture = {t.frame_id: t.capture_ts_ns for t in truth}
+    return score(truth, outcomes, alerts, fps=frames.fps or 30.0, capture_ns=capture)
+
+
+def _sweep_summary(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per configuration: what it caught, what it wrongly held, what it cost."""
+    base = runs["none"].get("throughput_fps") or None
+    out = {}
+    for name, report in runs.items():
+        fps = report.get("throughput_fps")
+        out[name] = {
+            "detection_rate": report["quarantine"]["recall"],
+            "false_positive_rate": report["clean"]["false_positive_rate"],
+            "throughput_fps": fps,
+            "throughput_vs_none": round(fps / base, 3) if fps and base else None,
+            "latency_ms": report.get("latency_ms"),
+            "by_type": {k: v["detection_rate"] for k, v in report["by_type"].items()},
+        }
+    return out
 
 
 def _adversary(specs):  # noqa: ANN001, ANN202
