@@ -43,6 +43,14 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {kind} | {row['family']} | {row['frames']} | {_pct(row['detection_rate'])} | "
             f"{_pct(row['false_positive_rate'])} | {delay_text} |"
         )
+    lost = report.get("pedestrians_lost")
+    if lost:
+        lines += [
+            "",
+            f"Adversarial frames the gate trusted: {lost['attacked_frames_trusted']}; on them "
+            f"the model found {lost['attacked']} pedestrians where the clean frames show "
+            f"{lost['clean']} ({lost['lost']} lost to attacks that got through).",
+        ]
     if report.get("sweep"):
         lines += [
             "",

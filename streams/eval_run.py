@@ -24,6 +24,7 @@ from model_store.setup import setup_models
 from model_store.signing import Verifier
 from producers.frames import FrameSender
 from producers.injection import Drill, load_schedule
+from producers.injection.spec import PARAMS
 from producers.replay import Replayer, ReplayOptions
 from producers.sources import open_source
 from streams.calibration import CalibrationStore
@@ -165,7 +166,37 @@ def _replay(settings: Settings, frames, specs, monitors: str, fast: bool, timeou
             tail.close()
         worker.stop()
     capture = {t.frame_id: t.capture_ts_ns for t in truth}
-    return score(truth, outcomes, alerts, fps=frames.fps or 30.0, capture_ns=capture)
+    report = score(truth, outcomes, alerts, fps=frames.fps or 30.0, capture_ns=capture)
+    report["pedestrians_lost"] = _pedestrians_lost(settings, frames, truth, outcomes)
+    return report
+
+
+def _pedestrians_lost(settings: Settings, frames, truth, outcomes) -> dict[str, int]:  # noqa: ANN001
+    """On adversarial frames the gate trusted: pedestrians the serving model found on the clean
+    frame, against those it found on the attacked one (what got through cost)."""
+    attacked = {
+        t.frame_id: t.seq
+        for t in truth
+        if t.delivered and any(PARAMS[k][0] == "adversarial" for k in t.injections)
+    }
+    through = {
+        o.frame_id: o.boxes for o in outcomes if o.kind == "trusted" and o.frame_id in attacked
+    }
+    result = {"attacked_frames_trusted": len(through), "clean": 0, "attacked": 0, "lost": 0}
+    if not through:
+        return result
+    registry = Registry(redis_client(settings), Verifier.from_settings(settings))
+    version = registry.active(settings.model_name)
+    detector = build_detector(
+        registry.artifact(settings.model_name, version), registry.verifier, version=version
+    )
+    wanted = {attacked[f]: n or 0 for f, n in through.items()}
+    clean = [f.image for i, f in enumerate(frames.frames()) if i in wanted]
+    found = [len(boxes) for boxes in detector.detect_batch(clean)] if clean else []
+    result["clean"] = sum(found)
+    result["attacked"] = sum(wanted[s] for s in sorted(wanted))
+    result["lost"] = max(0, result["clean"] - result["attacked"])
+    return result
 
 
 def _sweep_summary(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
