@@ -124,6 +124,8 @@ def main() -> None:
     parser.add_argument("--latency-frames", type=int, default=200)
     parser.add_argument("--fps", type=float, default=10.0, help="pace of the latency stream")
     parser.add_argument("--size", default="424x240")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (fp16 on cuda)")
+    parser.add_argument("--batch", type=int, default=None, help="worker batch size")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     drive = fetch_asset(ASSETS["sample-drive"], Settings.from_env().cache_dir, quiet=True)
@@ -141,13 +143,18 @@ def main() -> None:
             list(setup_models(settings, which=["ssdlite"]))
             keyring = Keyring.from_settings(settings)
             for name, env in CONFIGS.items():
-                env = {**env, "SECMLOPS_DEVICE": "cpu"}
+                env = {**env, "SECMLOPS_DEVICE": args.device}
+                if args.batch:
+                    env["SECMLOPS_WORKER_BATCH_SIZE"] = str(args.batch)
                 rows.append((name, *run(settings, keyring, images, env, args, Path(tmp) / "w.log")))
         finally:
             stack.down()
     base = rows[0][3]
+    import torch
+
+    card = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU only"
     print(
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, CPU only; SSDLite, "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {card}; SSDLite, "
         f"{args.size} JPEG q90 frames of the sample drive; latency at {args.fps:g} frames/s "
         f"({args.latency_frames} frames), throughput from a backlog of {args.frames} frames\n"
     )
