@@ -124,17 +124,17 @@ def run_eval(
             click.echo(f"calibrating the monitors on frames 0-{calibrate - 1}", err=True)
             _calibrate(settings, source, camera, calibrate, resize)
 
-        def once(monitors: str) -> dict[str, Any]:
-            frames = open_source(
-                source, camera, start=max(start, calibrate), end=end, resize=resize
-            )
-            return _replay(settings, frames, specs, monitors, fast, timeout_s)
+        def once(monitors: str, preload: bool = False) -> dict[str, Any]:
+            first = max(start, calibrate)
+            frames = open_source(source, camera, start=first, end=end, resize=resize)
+            return _replay(settings, frames, specs, monitors, fast, timeout_s, preload)
 
         report = once(",".join(settings.monitors))
-        if sweep:
-            runs = {"none": once("none")}
-            runs.update({cls.name: once(cls.name) for cls in select(settings.monitors)})
-            runs["all"] = report
+        if sweep:  # the pipeline's capacity, so each run is loaded before its worker starts
+            runs = {"none": once("none", preload=True)}
+            for cls in select(settings.monitors):
+                runs[cls.name] = once(cls.name, preload=True)
+            runs["all"] = once(",".join(settings.monitors), preload=True)
             report["sweep"] = _sweep_summary(runs)
     finally:
         if any(started.values()):
@@ -144,12 +144,25 @@ def run_eval(
     return report
 
 
-def _replay(settings: Settings, frames, specs, monitors: str, fast: bool, timeout_s: float):  # noqa: ANN001, ANN202
-    """One replay through a worker running ``monitors``; its scored report."""
+def _replay(  # noqa: ANN202
+    settings: Settings,
+    frames,  # noqa: ANN001
+    specs,  # noqa: ANN001
+    monitors: str,
+    fast: bool,
+    timeout_s: float,
+    preload: bool = False,
+):
+    """One replay through a worker running ``monitors``; its scored report.
+
+    ``preload`` sends every frame before the worker starts: throughput is then
+    the pipeline's capacity (and latency includes the wait in the backlog).
+    """
     click.echo(f"replaying with monitors: {monitors}", err=True)
     log = settings.state_dir / "eval-worker.log"
-    worker = WorkerProcess(log, env={"SECMLOPS_MONITORS": monitors}).start()
-    worker.wait_ready(settings)
+    worker = WorkerProcess(log, env={"SECMLOPS_MONITORS": monitors})
+    if not preload:
+        worker.start().wait_ready(settings)
     truth_tail = _Tail(settings, [TOPICS.truth])
     outcome_tail = _Tail(settings, [TOPICS.trusted, TOPICS.quarantine, TOPICS.deadletter])
     alert_tail = _Tail(settings, [TOPICS.alerts])
@@ -158,6 +171,8 @@ def _replay(settings: Settings, frames, specs, monitors: str, fast: bool, timeou
         options = ReplayOptions(speed=None if fast else 1.0)
         with FrameSender(settings, Keyring.from_settings(settings)) as sender:
             summary = Replayer(sender, options, drill).run(frames.frames(), total=frames.expected)
+        if preload:
+            worker.start()
         truth, outcomes = _collect(truth_tail, outcome_tail, summary.frames, timeout_s)
         alert_tail.poll()
         alerts = [e for e, _ in alert_tail.records if isinstance(e, Alert)]
