@@ -139,6 +139,8 @@ def _steady_rate(done_ns: list[int]) -> float:
     """
     done = sorted(done_ns)
     later = [t for t in done if t > done[0] + 1_000_000]
+    if len({t // 1_000_000 for t in later}) < 2:  # one batch or less after the first
+        return float("nan")
     return len(later) / ((done[-1] - done[0]) / 1e9)
 
 
