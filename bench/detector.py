@@ -31,8 +31,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from kafka import TopicPartition
-
 from detectors.imaging import decode_image, decode_jpegs, encode_jpeg
 from detectors.models.base import Detector
 from detectors.monitors.registry import select
@@ -43,7 +41,7 @@ from model_store.signing import Verifier, throwaway_keys
 from producers.frames import FrameSender, build_frame
 from producers.sources import open_source
 from streams.assets import ASSETS, fetch_asset
-from streams.clients import consumer, redis_client
+from streams.clients import redis_client, tail
 from streams.events import Signal, decode
 from streams.outcome_reader import OutcomeReader
 from streams.settings import Settings
@@ -103,13 +101,7 @@ class SignalCounter:
     """Counts monitor signals for given frames on ``pds.signals``, from its current end."""
 
     def __init__(self, settings: Settings) -> None:
-        self._consumer = consumer(settings, client_id="secmlops-bench-signals")
-        ids = self._consumer.partitions_for_topic(TOPICS.signals.name) or set()
-        parts = [TopicPartition(TOPICS.signals.name, p) for p in sorted(ids)]
-        self._consumer.assign(parts)
-        self._consumer.seek_to_end(*parts)
-        for tp in parts:
-            self._consumer.position(tp)
+        self._consumer = tail(settings, TOPICS.signals, client_id="secmlops-bench-signals")
 
     def wait(self, frame_ids: set[str], expected: int, timeout_s: float) -> int:
         """Wall-clock ns when the ``expected``-th signal arrived (or at the timeout)."""

@@ -30,14 +30,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from kafka import TopicPartition
 
 from model_store.setup import setup_models
 from model_store.signing import throwaway_keys
 from producers.frames import FrameSender, build_frame
 from producers.sources import open_source
 from streams.assets import ASSETS, fetch_asset
-from streams.clients import consumer
+from streams.clients import tail
 from streams.events import InvalidEvent, decode
 from streams.settings import Settings
 from streams.signing import Keyring
@@ -58,16 +57,7 @@ class Outcomes:
 
     def __init__(self, settings: Settings, gate: bool) -> None:
         topics = [TOPICS.trusted, TOPICS.quarantine] if gate else [TOPICS.predictions]
-        self._consumer = consumer(settings, client_id="secmlops-bench-gate")
-        parts = [
-            TopicPartition(spec.name, p)
-            for spec in topics
-            for p in sorted(self._consumer.partitions_for_topic(spec.name) or ())
-        ]
-        self._consumer.assign(parts)
-        self._consumer.seek_to_end(*parts)
-        for tp in parts:
-            self._consumer.position(tp)
+        self._consumer = tail(settings, *topics, client_id="secmlops-bench-gate")
 
     def wait(self, frame_ids: set[str], timeout_s: float = 900.0) -> dict[str, int]:
         found: dict[str, int] = {}

@@ -87,6 +87,28 @@ def consumer(settings: Settings, *topics: str, **overrides: Any) -> KafkaConsume
     return KafkaConsumer(*topics, **kafka_config(settings), **options)
 
 
+def tail(settings: Settings, *specs: TopicSpec, client_id: str) -> KafkaConsumer:
+    """A consumer of every partition of ``specs``, positioned at their current ends.
+
+    For readers that want only what happens from now on (outcomes of frames
+    about to be sent, live alerts); the ends are resolved before returning,
+    so nothing produced after this call is missed.
+    """
+    from kafka import TopicPartition
+
+    kafka = consumer(settings, client_id=client_id)
+    parts = [
+        TopicPartition(spec.name, p)
+        for spec in specs
+        for p in sorted(kafka.partitions_for_topic(spec.name) or ())
+    ]
+    kafka.assign(parts)
+    kafka.seek_to_end(*parts)
+    for tp in parts:
+        kafka.position(tp)
+    return kafka
+
+
 def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
     """Create any missing topic with its partition count and config.
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from kafka import TopicPartition
 
 from detectors.monitors.registry import select
 from model_store.catalog import build_detector
@@ -28,7 +27,7 @@ from producers.injection.spec import PARAMS
 from producers.replay import Replayer, ReplayOptions
 from producers.sources import open_source
 from streams.calibration import CalibrationStore
-from streams.clients import consumer, redis_client
+from streams.clients import redis_client, tail
 from streams.demo import ensure_keys
 from streams.evaluation import Outcome, score
 from streams.events import Alert, DeadLetter, InvalidEvent, Prediction, Quarantine, Truth, decode
@@ -46,16 +45,7 @@ class _Tail:
     """Records of some topics from their ends at creation, with broker timestamps."""
 
     def __init__(self, settings: Settings, specs: list[TopicSpec]) -> None:
-        self._consumer = consumer(settings, client_id="secmlops-eval")
-        parts = [
-            TopicPartition(spec.name, p)
-            for spec in specs
-            for p in sorted(self._consumer.partitions_for_topic(spec.name) or ())
-        ]
-        self._consumer.assign(parts)
-        self._consumer.seek_to_end(*parts)
-        for tp in parts:
-            self._consumer.position(tp)
+        self._consumer = tail(settings, *specs, client_id="secmlops-eval")
         self.records: list[tuple[Any, int]] = []
 
     def poll(self) -> None:

@@ -14,10 +14,9 @@ import time
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from kafka import TopicPartition
 from tqdm import tqdm
 
-from streams.clients import consumer
+from streams.clients import tail
 from streams.events import DeadLetter, InvalidEvent, Prediction, Quarantine, decode
 from streams.settings import Settings
 from streams.topics import TOPICS
@@ -45,16 +44,8 @@ class OutcomeReader:
     """Tails the outcome topics from their current ends (see the module docstring)."""
 
     def __init__(self, settings: Settings, *, terminal: bool = False) -> None:
-        self._consumer = consumer(settings, client_id="secmlops-outcomes")
-        partitions = []
         specs = (TOPICS.trusted, TOPICS.quarantine) if terminal else (TOPICS.predictions,)
-        for spec in (*specs, TOPICS.deadletter):
-            ids = self._consumer.partitions_for_topic(spec.name) or set()
-            partitions += [TopicPartition(spec.name, p) for p in sorted(ids)]
-        self._consumer.assign(partitions)
-        self._consumer.seek_to_end(*partitions)
-        for tp in partitions:  # resolve the end offsets now, not at the first poll
-            self._consumer.position(tp)
+        self._consumer = tail(settings, *specs, TOPICS.deadletter, client_id="secmlops-outcomes")
 
     def wait(
         self,
