@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
 
 import click
+import msgspec
 
 from streams.cli_support import cli_settings, format_ts, parse_since
 from streams.events import Alert
@@ -115,7 +117,7 @@ def alerts(
     floor = SEVERITIES.index(severity)
     deadline = time.monotonic() + timeout if timeout else None
     shown = 0
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a --follow view quietly
         for alert in read_alerts(settings, start, follow):
             if deadline is not None and time.monotonic() > deadline:
                 break
@@ -127,12 +129,8 @@ def alerts(
                 continue
             shown += 1
             if as_json:
-                import msgspec
-
-                click.echo(json.dumps(msgspec.to_builtins(alert)), nl=True)
+                click.echo(json.dumps(msgspec.to_builtins(msgspec.structs.asdict(alert))))
             else:
-                click.echo(format_alert(alert, colour=not as_json))
-    except KeyboardInterrupt:
-        pass
+                click.echo(format_alert(alert))
     if not follow and not as_json and shown == 0:
         click.echo("no alerts for these filters")

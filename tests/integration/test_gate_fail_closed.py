@@ -58,3 +58,17 @@ def test_frames_the_stopped_monitor_cannot_vouch_for_are_quarantined_with_an_ale
     alerts.close()
     assert alert.severity == "critical"
     assert STOPPED in alert.message and "is it running?" in alert.message
+
+
+def test_the_alerts_command_lists_the_silence_alert_as_json(worker, env):
+    import json
+
+    from tests.integration.conftest import secmlops
+
+    listed = secmlops(env, "alerts", "--since", "30m", "--severity", "critical", "--json")
+    alerts = [json.loads(line) for line in listed.stdout.splitlines() if line.strip()]
+    assert any(a["source"] == "gate" and STOPPED in a["message"] for a in alerts)
+    plain = secmlops(env, "alerts", "--since", "30m", "--camera", "no-such-camera").stdout
+    assert "no alerts for these filters" in plain
+    bad = secmlops(env, "alerts", "--since", "yesterday", check=False)
+    assert bad.returncode == 2 and "neither an age" in bad.stderr
