@@ -50,7 +50,7 @@ case "${1:-}" in
           --frames "$FRAMES" --repeats 1 --preload --batch 64 --monitors $monitors
       done
       # Capture to trusted outcome, gate and monitors on and off (issue 7's GPU figures).
-      step gate 180 $PY bench/gate.py --device "$DEVICE" --batch 64 --size 640x360 \
+      step gate 150 $PY bench/gate.py --device "$DEVICE" --batch 64 --size 640x360 \
         --frames $((FRAMES < 1000 ? FRAMES : 1000)) --latency-frames 300 --fps 30
     else
       echo "no Java runtime in $KIT: run 'unpack' first on this machine for the pipeline runs"
