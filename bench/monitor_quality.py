@@ -284,10 +284,14 @@ def section_integrity(frames) -> list[str]:
     schedule = load_schedule(Path("examples/schedules/drill.yaml"))
     specs = [s for s in schedule if s.family == "integrity"]
     sender = RecordingSender(keyring)
-    source = (SourceFrame("cam", n, int(n * 33_366_667), frames[n], 0.0) for n in range(0, 320))
+    # the integrity stretch, with 60 clean frames before it (calibration) and 30 after
+    first, last = min(s.start for s in specs) - 60, max(s.end or 0 for s in specs) + 30
+    played = range(first, last)
+    source = (SourceFrame("cam", n, int(n * 33_366_667), frames[n], 0.0) for n in played)
     Replayer(sender, ReplayOptions(), Drill(specs)).run(source, progress=False)
     monitor = StreamIntegrity()
-    monitor.calibrate(iter(obs(i, jpeg_roundtrip(f)) for i, f in enumerate(frames[:60])), 0.01)
+    calibration = frames[first : first + 60]
+    monitor.calibrate(iter(obs(i, jpeg_roundtrip(f)) for i, f in enumerate(calibration)), 0.01)
     by_type: dict[str, list[bool]] = {}
     truth_by_seq = {t.seq: t for t in sender.truth.values()}
     previous_seq, delivered = -1, set()

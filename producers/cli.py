@@ -172,7 +172,9 @@ def replay(
       secmlops replay asset:sample-drive --fast --inject 'fog:density=0.7,ramp=60@300-900'
       secmlops replay asset:sample-drive --schedule examples/schedules/drill.yaml
 
-    Frames are signed with SECMLOPS_FRAME_KEY (or SECMLOPS_FRAME_KEYS_FILE).
+    Frames are signed with SECMLOPS_FRAME_KEY (or SECMLOPS_FRAME_KEYS_FILE).  A
+    'degrade' injection promotes a degraded model version: it needs the model
+    registry and SECMLOPS_MODEL_SIGNING_KEY.
     Exit status: 0 when every frame was delivered, 1 on any failure, 130 on Ctrl-C.
     """
     from model_store.errors import ModelStoreError
@@ -208,6 +210,11 @@ def replay(
                 if attack_model.isdigit()
                 else Adversary(attack_model, device=attack_device)
             )
+        model_drill = None
+        if any(spec.family == "model" for spec in specs):
+            from streams.model_drill import ModelDrill
+
+            model_drill = ModelDrill(settings, actor="secmlops replay")
     except (
         SpecError,
         SourceError,
@@ -221,7 +228,9 @@ def replay(
     options = ReplayOptions(
         speed=None if fast else speed, max_frames=max_frames, encoding=encoding, quality=quality
     )
-    drill = Drill(specs, adversary=(lambda: adversary) if adversary else None)
+    drill = Drill(
+        specs, adversary=(lambda: adversary) if adversary else None, model_drill=model_drill
+    )
     total = None if loop else sum(s.expected or 0 for s in opened) or None
     try:
         with FrameSender(settings, keyring) as sender:

@@ -156,6 +156,7 @@ class Replayer:
         camera = self._cameras.setdefault(cam_id, _Camera())
         active = self.drill.active(cam_id, frame.number)
         kinds = {spec.type: spec for spec in active}
+        self.drill.start_model_drills(active)
         t0 = time.perf_counter()
         image = self._frozen_image(camera, kinds.get("frozen"), frame.image)
         image, params = self.drill.perturb(image, frame.number, active)

@@ -34,10 +34,9 @@ from tqdm import tqdm
 
 from detectors.monitors.registry import select
 from model_store.catalog import build_detector
-from model_store.redteam import degrade
 from model_store.registry import Registry
 from model_store.setup import setup_models
-from model_store.signing import Signer, Verifier, throwaway_keys
+from model_store.signing import Verifier, throwaway_keys
 from producers.frames import FrameSender, build_frame
 from producers.injection import parse_spec
 from producers.injection.adversarial import Adversary
@@ -48,8 +47,8 @@ from streams.alerts_cli import format_alert, read_alerts
 from streams.assets import ASSETS, fetch_asset
 from streams.calibration import CalibrationStore
 from streams.clients import redis_client
-from streams.control import announce
 from streams.events import Frame
+from streams.model_drill import ModelDrill
 from streams.offline import calibrate_monitors, record_footage
 from streams.outcome_reader import OutcomeReader, Outcomes
 from streams.settings import Settings
@@ -136,34 +135,6 @@ def ensure_keys(settings: Settings) -> Settings:
     return Settings.from_env()
 
 
-def _promote_degraded(settings: Settings, registry: Registry, good: str) -> str:
-    """The red-team drill: a validly signed, blinded copy of ``good`` serves from now on."""
-    reason = "demo red-team drill: a blinded copy of the serving model"
-    artifact = degrade(
-        registry.load(settings.model_name, good),
-        registry.verifier,
-        Signer.from_settings(settings),
-        mode="blind",
-        strength=2.0,
-    )
-    version = registry.register(settings.model_name, artifact, actor="demo", reason=reason)
-    # A release pipeline calibrates every version on the same clean footage before it
-    # serves; the drill reuses the good version's calibration (health then compares the
-    # new version's predictions with the good version's, as it should).
-    calibrations = CalibrationStore(registry.client, settings.model_name)
-    calibrations.save(version, calibrations.load(good), {"copied_from": good, "actor": "demo"})
-    registry.promote(settings.model_name, version, actor="demo", reason=reason)
-    announce(
-        settings,
-        command="promote",
-        model=settings.model_name,
-        version=version,
-        actor="demo",
-        reason=reason,
-    )
-    return version
-
-
 def _calibrate(settings: Settings, registry: Registry, drive: Path, version: str) -> None:
     """Thresholds for this camera at this size, from clean footage (secmlops calibrate)."""
     _say(
@@ -194,16 +165,13 @@ def _attacked(frames: list[SourceFrame]) -> dict[int, np.ndarray]:
 def _with_drill(
     frames: Iterator[SourceFrame],
     attacked: dict[int, np.ndarray],
-    settings: Settings,
-    registry: Registry,
-    good: str,
-    bad: list,
+    drill: ModelDrill,
 ) -> Iterator[SourceFrame]:
     """The drive's frames, attacked where planned; the degraded model comes at DEGRADE_AT."""
     for frame in frames:
         if frame.number == DEGRADE_AT:
-            bad.append(_promote_degraded(settings, registry, good))
-            click.echo(f"\n  ⇄ frame {DEGRADE_AT}: degraded version {bad[0]} promoted (drill)")
+            bad = drill.promote_degraded(strength=2.0)
+            click.echo(f"\n  ⇄ frame {DEGRADE_AT}: degraded version {bad} promoted (drill)")
         if frame.number in attacked:
             frame = dataclasses.replace(frame, image=attacked[frame.number])
         yield frame
@@ -263,7 +231,7 @@ def run_demo(settings: Settings, *, frames: int = DEMO_FRAMES, keep_stack: bool 
     attacked = _attacked(list(plan.frames()))
     worker = WorkerProcess(settings.state_dir / "demo-worker.log")
     printer = _AlertPrinter(settings)
-    bad: list[str] = []
+    drill = ModelDrill(settings, actor="demo")
     try:
         _say(f"Starting a worker: detector ({settings.model_name} v{good}), monitors, gate, policy")
         worker.start()
@@ -281,7 +249,7 @@ def run_demo(settings: Settings, *, frames: int = DEMO_FRAMES, keep_stack: bool 
                 "Alerts appear as they are raised:"
             )
             source = open_source(drive, CAMERA, start=START, end=START + frames, resize=DEMO_SIZE)
-            played = _with_drill(source.frames(), attacked, settings, registry, good, bad)
+            played = _with_drill(source.frames(), attacked, drill)
             replayed = Replayer(sender, ReplayOptions(speed=1.0)).run(played, total=frames)
             click.echo(f"  {replayed.sent} frames in {replayed.elapsed_s:.1f} s")
             _say("Sending two bad records: a malformed event and a frame with a corrupt JPEG")
@@ -302,7 +270,12 @@ def run_demo(settings: Settings, *, frames: int = DEMO_FRAMES, keep_stack: bool 
         _say("Result")
         final = registry.active(settings.model_name)
         ok = _report(
-            replayed.sent + 2, outcomes, good, bad[0] if bad else None, final, worker.running
+            replayed.sent + 2,
+            outcomes,
+            good,
+            drill.degraded[0] if drill.degraded else None,
+            final,
+            worker.running,
         )
         click.echo(
             f"\n  {printer.seen} alerts raised.  Review the held frames with "
@@ -314,8 +287,7 @@ def run_demo(settings: Settings, *, frames: int = DEMO_FRAMES, keep_stack: bool 
     finally:
         printer.stop()
         worker.stop()
-        if registry.active(settings.model_name) != good:
-            registry.promote(settings.model_name, good, actor="demo", reason="demo: restore")
+        drill.restore()
         if keep_stack:
             click.echo("\nThe stack is still running; stop it with 'make down'.")
         elif any(started.values()):

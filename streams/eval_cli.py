@@ -10,15 +10,18 @@ import click
 
 from streams.cli_support import cli_settings
 
-__all__ = ["evaluate", "markdown", "plot_tradeoff"]
+__all__ = ["evaluate", "markdown"]
 
 
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f} %"
 
 
-def markdown(report: dict[str, Any]) -> str:
-    """The report as Markdown: totals, then one row per injection type."""
+def markdown(report: dict[str, Any], plots: dict[str, Path] | None = None) -> str:
+    """The report as Markdown: totals, one row per injection type, the sweep, the plots.
+
+    ``plots`` maps a caption to a PNG path as the report should link it.
+    """
     src = report.get("source", {})
     lines = [
         f"# Evaluation: {src.get('path', '?')} with {src.get('schedule', '?')}",
@@ -43,6 +46,20 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {kind} | {row['family']} | {row['frames']} | {_pct(row['detection_rate'])} | "
             f"{_pct(row['false_positive_rate'])} | {delay_text} |"
         )
+    for kind, row in report["by_type"].items():
+        if row["family"] == "model":
+            delay = row["median_delay_frames"]
+            lines += [
+                "",
+                f"Model drill `{kind}`: {row['stretches'] - row['undetected_stretches']} of "
+                f"{row['stretches']} degraded versions rolled back within their range"
+                + (
+                    ""
+                    if delay is None
+                    else f", after {delay:g} frames of media ({row['median_delay_ms']} ms) (median)"
+                )
+                + f"; {row['served_by_degraded']} frames served by a degraded version.",
+            ]
     lost = report.get("pedestrians_lost")
     if lost:
         lines += [
@@ -72,33 +89,9 @@ def markdown(report: dict[str, Any]) -> str:
             f"Throughput {report['throughput_fps']} frames/s; capture→outcome latency "
             f"p50 {lat['p50']} ms, p99 {lat['p99']} ms.",
         ]
+    for caption, path in (plots or {}).items():
+        lines += ["", f"![{caption}]({path.as_posix()})"]
     return "\n".join(lines) + "\n"
-
-
-def plot_tradeoff(report: dict[str, Any], path: Path) -> None:
-    """The trade-off curve as a PNG: detection rate against throughput cost, per measure."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display needed
-    import matplotlib.pyplot as plt
-
-    rows = [
-        (name, 1 - row["throughput_vs_none"], row["detection_rate"] or 0.0)
-        for name, row in report["sweep"].items()
-        if row["throughput_vs_none"] is not None
-    ]
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    ax.scatter([c for _, c, _ in rows], [d for _, _, d in rows], color="tab:red")
-    for name, cost, detected in rows:
-        ax.annotate(name, (cost, detected), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xlabel("throughput cost (1 - frames/s ÷ frames/s with no monitor)")
-    ax.set_ylabel("attacked frames flagged (quarantine recall)")
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_title("What each security measure buys, and what it costs")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 @click.command("eval")
@@ -129,10 +122,10 @@ def plot_tradeoff(report: dict[str, Any], path: Path) -> None:
     help="Also replay with no monitor and with each monitor alone (the trade-off).",
 )
 @click.option(
-    "--plot",
-    "png_out",
-    type=click.Path(path_type=Path),
-    help="With --sweep: the trade-off curve as a PNG.",
+    "--plots",
+    "plot_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write PNG plots here: per injection type, and with --sweep the trade-off curve.",
 )
 def evaluate(
     source: str,
@@ -147,7 +140,7 @@ def evaluate(
     json_out: Path | None,
     md_out: Path | None,
     sweep: bool,
-    png_out: Path | None,
+    plot_dir: Path | None,
 ) -> None:
     """Replay SOURCE with the schedule's injections through the whole pipeline and score it.
 
@@ -162,15 +155,16 @@ def evaluate(
       secmlops eval --source asset:sample-drive --schedule examples/schedules/drill.yaml \\
           --calibrate 300 --json eval.json
       secmlops eval --source front.mp4 --schedule my-drill.yaml --monitors integrity
+      secmlops eval --source asset:sample-drive --schedule examples/schedules/drill.yaml \
+          --calibrate 300 --sweep --plots eval-plots --report eval.md
     """
     import os
 
     from producers.cli import _resolve, _size
     from producers.injection import SpecError
+    from streams.eval_plots import write_plots
     from streams.eval_run import run_eval
 
-    if png_out is not None and not sweep:
-        raise click.UsageError("--plot needs --sweep (it plots one point per measure)")
     if monitors:
         os.environ["SECMLOPS_MONITORS"] = monitors  # the worker inherits it
     settings = cli_settings()
@@ -192,9 +186,10 @@ def evaluate(
         raise click.ClickException(str(exc)) from exc
     if json_out:
         json_out.write_text(json.dumps(report, indent=2) + "\n")
-    if png_out is not None and report.get("sweep"):
-        plot_tradeoff(report, png_out)
-    text = markdown(report)
+    plots = write_plots(report, plot_dir) if plot_dir is not None else {}
+    if md_out is not None:  # links relative to the report
+        plots = {c: Path(os.path.relpath(p, md_out.resolve().parent)) for c, p in plots.items()}
+    text = markdown(report, plots)
     if md_out:
         md_out.write_text(text)
     click.echo(text)

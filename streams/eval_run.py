@@ -31,6 +31,7 @@ from streams.clients import redis_client, tail
 from streams.demo import ensure_keys
 from streams.evaluation import Outcome, score
 from streams.events import Alert, DeadLetter, InvalidEvent, Prediction, Quarantine, Truth, decode
+from streams.model_drill import ModelDrill
 from streams.offline import calibrate_monitors, record_footage
 from streams.settings import Settings
 from streams.signing import Keyring
@@ -62,9 +63,10 @@ class _Tail:
 
 def _outcome(event: Any, ts_ms: int) -> Outcome | None:
     if isinstance(event, Prediction):
-        return Outcome("trusted", event.frame_id, ts_ms, (), len(event.boxes))
+        return Outcome("trusted", event.frame_id, ts_ms, (), len(event.boxes), event.model_version)
     if isinstance(event, Quarantine):
-        return Outcome("quarantined", event.frame_id, ts_ms, tuple(event.reasons))
+        reasons = tuple(event.reasons)
+        return Outcome("quarantined", event.frame_id, ts_ms, reasons, None, event.model_version)
     if isinstance(event, DeadLetter) and event.frame_id:
         return Outcome("deadletter", event.frame_id, ts_ms, (event.reason,))
     return None
@@ -156,8 +158,9 @@ def _replay(  # noqa: ANN202
     truth_tail = _Tail(settings, [TOPICS.truth])
     outcome_tail = _Tail(settings, [TOPICS.trusted, TOPICS.quarantine, TOPICS.deadletter])
     alert_tail = _Tail(settings, [TOPICS.alerts])
+    model_drill = ModelDrill(settings, actor="secmlops eval") if _has_model(specs) else None
     try:
-        drill = Drill(specs, adversary=_adversary(specs))
+        drill = Drill(specs, adversary=_adversary(specs), model_drill=model_drill)
         options = ReplayOptions(speed=None if fast else 1.0)
         with FrameSender(settings, Keyring.from_settings(settings)) as sender:
             summary = Replayer(sender, options, drill).run(frames.frames(), total=frames.expected)
@@ -170,8 +173,17 @@ def _replay(  # noqa: ANN202
         for tail in (truth_tail, outcome_tail, alert_tail):
             tail.close()
         worker.stop()
+        if model_drill is not None:
+            model_drill.restore()
     capture = {t.frame_id: t.capture_ts_ns for t in truth}
-    report = score(truth, outcomes, alerts, fps=frames.fps or 30.0, capture_ns=capture)
+    report = score(
+        truth,
+        outcomes,
+        alerts,
+        fps=frames.fps or 30.0,
+        capture_ns=capture,
+        degraded_versions=model_drill.degraded if model_drill else (),
+    )
     report["pedestrians_lost"] = _pedestrians_lost(settings, frames, truth, outcomes)
     return report
 
@@ -219,6 +231,10 @@ def _sweep_summary(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "by_type": {k: v["detection_rate"] for k, v in report["by_type"].items()},
         }
     return out
+
+
+def _has_model(specs) -> bool:  # noqa: ANN001
+    return any(spec.family == "model" for spec in specs)
 
 
 def _adversary(specs):  # noqa: ANN001, ANN202

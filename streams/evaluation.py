@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,7 +37,12 @@ from streams.events import Alert, Truth
 __all__ = ["Outcome", "score"]
 
 #: which monitor kinds may rightly flag frames of each injection family
-_FAMILY_REASONS = {"integrity": ("integrity",), "adversarial": ("adversarial.",), "natural": ()}
+_FAMILY_REASONS = {
+    "integrity": ("integrity",),
+    "adversarial": ("adversarial.",),
+    "natural": (),
+    "model": ("health",),
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class Outcome:
     ts_ms: int
     reasons: tuple[str, ...] = ()
     boxes: int | None = None
+    version: str | None = None  # the model version that processed the frame
 
     @property
     def flagged(self) -> bool:
@@ -103,9 +109,20 @@ def _stretches(deliveries: list[_Delivery], kind: str) -> list[list[_Delivery]]:
     return runs
 
 
-def _delay(run: list[_Delivery], family: str, alerts: Sequence[Alert]) -> int | None:
+def _delay(
+    run: list[_Delivery], family: str, alerts: Sequence[Alert], degraded: Collection[str] = ()
+) -> int | None:
     """Frames from the stretch's first frame to its detection, or None if never detected."""
     first = run[0].truth
+    if family == "model":  # detected = rolled back: a good version serves after a degraded one
+        served_bad = False
+        for d in run:
+            version = d.outcome.version if d.outcome is not None else None
+            if version in degraded:
+                served_bad = True
+            elif served_bad and version is not None:
+                return d.truth.seq - first.seq
+        return None
     if family == "natural":
         seqs = [
             a.first_seq
@@ -138,8 +155,14 @@ def score(
     *,
     fps: float = 30.0,
     capture_ns: dict[str, int] | None = None,
+    degraded_versions: Collection[str] = (),
 ) -> dict[str, Any]:
-    """The report (see ``docs/eval.md`` for every key)."""
+    """The report (see ``docs/eval.md`` for every key).
+
+    ``degraded_versions`` are the model versions a ``degrade`` drill promoted:
+    its stretch counts as detected when a good version serves again within
+    it, and the delay is the rollback time in media frames.
+    """
     deliveries = _deliveries(truth, outcomes)
     clean = [d for d in deliveries if not d.types]
     lost = [d for d in deliveries if d.outcome is None]
@@ -147,9 +170,11 @@ def score(
     for kind in sorted({k for d in deliveries for k in d.types}):
         family = PARAMS[kind][0]
         positives = [d for d in deliveries if kind in d.types]
-        delays = [_delay(run, family, alerts) for run in _stretches(deliveries, kind)]
+        delays = [
+            _delay(run, family, alerts, degraded_versions) for run in _stretches(deliveries, kind)
+        ]
         found = [x for x in delays if x is not None]
-        if family == "natural":
+        if family in ("natural", "model"):
             rate = len(found) / len(delays) if delays else 0.0
         else:
             flagged = [d for d in positives if d.outcome is not None and d.outcome.flagged]
@@ -166,6 +191,12 @@ def score(
             "median_delay_ms": None if median is None else round(1000 * median / fps, 1),
             "undetected_stretches": len(delays) - len(found),
         }
+        if family == "model":
+            by_type[kind]["served_by_degraded"] = sum(
+                1
+                for d in deliveries
+                if d.outcome is not None and d.outcome.version in degraded_versions
+            )
     quarantined = [
         d for d in deliveries if d.outcome is not None and d.outcome.kind == "quarantined"
     ]

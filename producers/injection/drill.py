@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from producers.injection.natural import NATURAL
-from producers.injection.spec import InjectionSpec
+from producers.injection.spec import InjectionSpec, SpecError
 
 __all__ = ["Drill"]
 
@@ -19,22 +19,43 @@ class Drill:
     Pixel injections (natural shifts, then adversarial attacks) change the
     image before it is encoded; integrity injections (unsigned, forged,
     replay, frozen, drop, reorder) are carried out by the replayer on the
-    event and its delivery.  The adversary, and with it torch, is only loaded
-    when an adversarial injection first applies.
+    event and its delivery.  Model drills (``degrade``) act on the model
+    store through ``model_drill``, once, when the replay reaches their first
+    frame.  The adversary, and with it torch, is only loaded when an
+    adversarial injection first applies.
     """
 
     def __init__(
-        self, specs: Sequence[InjectionSpec], *, adversary: Callable[[], Any] | None = None
+        self,
+        specs: Sequence[InjectionSpec],
+        *,
+        adversary: Callable[[], Any] | None = None,
+        model_drill: Callable[[InjectionSpec], Any] | None = None,
     ) -> None:
         self.specs = list(specs)
         self._make_adversary = adversary
         self._adversary: Any = None
+        self._model_drill = model_drill
+        self._started: set[int] = set()
+        if model_drill is None and any(s.family == "model" for s in self.specs):
+            raise SpecError(
+                "a degrade drill promotes a model version: it needs the model store "
+                "(secmlops replay and secmlops eval provide it)"
+            )
 
     def __bool__(self) -> bool:
         return bool(self.specs)
 
     def active(self, camera_id: str, frame: int) -> list[InjectionSpec]:
         return [spec for spec in self.specs if spec.covers(camera_id, frame)]
+
+    def start_model_drills(self, active: Sequence[InjectionSpec]) -> None:
+        """Carry out each active model drill the first time the replay reaches it."""
+        for spec in active:
+            if spec.family == "model" and id(spec) not in self._started:
+                self._started.add(id(spec))
+                if self._model_drill is not None:  # always, when a model spec exists
+                    self._model_drill(spec)
 
     def max_lag(self) -> int:
         return max((int(s.params["lag"]) for s in self.specs if s.type == "replay"), default=0)

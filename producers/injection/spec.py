@@ -84,6 +84,9 @@ PARAMS: dict[str, tuple[str, dict[str, Param]]] = {
     "frozen": ("integrity", {}),
     "drop": ("integrity", {}),
     "reorder": ("integrity", {"window": Param(5, 2, 1000, "frames sent in reverse per block")}),
+    # The model store, not the frames: a blinded copy of the serving version is promoted at
+    # the range's first frame (streams.model_drill); the range is the time allowed to roll back.
+    "degrade": ("model", {"strength": Param(2, 0.1, 100, "how far the class biases drop")}),
 }
 
 

@@ -166,3 +166,29 @@ def test_a_model_version_that_cannot_be_attacked_is_refused_before_sending(env):
     )
     assert done.returncode == 1
     assert "no version '999'" in done.stderr
+
+
+def test_a_degrade_drill_promotes_a_signed_blinded_version_at_its_first_frame(
+    stack, env, settings, tail
+):
+    from model_store.registry import Registry
+    from model_store.signing import Verifier
+    from streams.clients import redis_client
+    from streams.events import Control, Truth
+
+    registry = Registry(redis_client(settings), Verifier.from_settings(settings))
+    good = registry.active(settings.model_name)
+    control, truth = tail(TOPICS.control.name), tail(TOPICS.truth.name)
+    try:
+        run = replay(env, "asset:sample-drive", "--end", "12", "--fast", "--inject", "degrade@5-")
+        assert run.returncode == 0, run.stderr[-2000:]
+        bad = registry.active(settings.model_name)
+        assert bad != good
+        manifest = registry.load(settings.model_name, bad).manifest
+        assert manifest["red_team"]["mode"] == "blind" and manifest["red_team"]["strength"] == 2
+        announced = control.collect(lambda e: isinstance(e, Control), 1)
+        assert (announced[0].command, announced[0].version) == ("promote", bad)
+        records = truth.collect(lambda e: isinstance(e, Truth), 12)
+        assert [r.injections for r in records[4:6]] == [[], ["degrade"]]
+    finally:
+        secmlops(env, "models", "promote", good, "--reason", "test: restore")

@@ -162,3 +162,22 @@ def test_pixel_injections_change_only_their_frames():
     assert diffs[0] == diffs[1] == diffs[4] == diffs[5] == 0
     assert diffs[2] > 30
     assert diffs[3] > 30
+
+
+def test_a_model_drill_runs_once_before_its_first_frame_and_leaves_the_pixels_alone():
+    calls: list[tuple[str, int]] = []
+    sender = MemorySender(KEYS)
+    drill = Drill(
+        [parse_spec("degrade:strength=3@4-9")],
+        model_drill=lambda spec: calls.append((spec.type, len(sender.frames))),
+    )
+    Replayer(sender, ReplayOptions(), drill).run(source(12), progress=False)
+    assert calls == [("degrade", 4)]  # once, before frame 4 was sent
+    assert [t.injections for t in sender.truth[3:5]] == [[], ["degrade"]]
+    plain, _ = replay(n=12)
+    assert [f.image for f in sender.decoded()] == [f.image for f in plain.decoded()]
+
+
+def test_a_model_drill_without_a_model_store_is_refused():
+    with pytest.raises(ValueError, match="needs the model store"):
+        Drill([parse_spec("degrade@4-9")])

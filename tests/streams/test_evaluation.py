@@ -99,3 +99,37 @@ def test_throughput_and_latency_come_from_outcome_and_capture_times():
     report = score(frames, outcomes, capture_ns=capture)
     assert report["throughput_fps"] == 10.0
     assert report["latency_ms"] == {"p50": 100.0, "p99": 100.0}
+
+
+def served(seq: int, version: str, kind: str = "trusted", *reasons: str) -> Outcome:
+    return Outcome(kind, f"{seq:032x}", seq * 33, tuple(reasons), 1, version)  # type: ignore[arg-type]
+
+
+def test_a_degrade_drill_is_detected_by_its_rollback_and_delayed_by_the_frames_it_served():
+    # v2 (degraded) is promoted at frame 5; the first batches still ran on v1; v1 is back at 9.
+    frames = [truth(s) for s in range(5)] + [truth(s, "degrade") for s in range(5, 15)]
+    versions = ["1"] * 7 + ["2", "2"] + ["1"] * 6
+    outcomes = [served(s, v) for s, v in enumerate(versions)]
+    degrade = score(frames, outcomes, degraded_versions={"2"})["by_type"]["degrade"]
+    assert degrade["family"] == "model" and degrade["frames"] == 10
+    assert degrade["detection_rate"] == 1.0
+    assert degrade["median_delay_frames"] == 4 and degrade["median_delay_ms"] == 133.3
+    assert degrade["served_by_degraded"] == 2
+
+
+def test_a_degraded_model_still_serving_at_the_end_of_its_stretch_was_not_rolled_back():
+    frames = [truth(s) for s in range(3)] + [truth(s, "degrade") for s in range(3, 8)]
+    outcomes = [served(s, "1") for s in range(3)] + [served(s, "2") for s in range(3, 8)]
+    report = score(frames, outcomes, degraded_versions={"2"})
+    degrade = report["by_type"]["degrade"]
+    assert degrade["detection_rate"] == 0.0 and degrade["undetected_stretches"] == 1
+    assert degrade["median_delay_frames"] is None
+    assert report["clean"]["frames"] == 3  # frames of the drill are not clean ones
+
+
+def test_model_health_holding_a_clean_frame_is_a_false_positive_of_the_degrade_drill():
+    frames = [truth(0), truth(1), truth(2, "degrade"), truth(3, "degrade")]
+    outcomes = [served(0, "1", "quarantined", "health"), served(1, "1")]
+    outcomes += [served(2, "2"), served(3, "1")]
+    degrade = score(frames, outcomes, degraded_versions={"2"})["by_type"]["degrade"]
+    assert degrade["false_positive_rate"] == 0.5

@@ -55,7 +55,8 @@ def test_malformed_specs_are_rejected_with_a_reason(text, message):
 
 
 def test_every_type_has_a_family():
-    assert {family for family, _ in PARAMS.values()} == {"natural", "adversarial", "integrity"}
+    families = {family for family, _ in PARAMS.values()}
+    assert families == {"natural", "adversarial", "integrity", "model"}
 
 
 def test_a_yaml_schedule_loads(tmp_path):
