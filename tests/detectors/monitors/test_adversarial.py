@@ -129,3 +129,23 @@ def test_temporal_consistency_flags_pedestrians_vanishing_mid_image_not_walking_
     for i in range(5):
         assert not monitor.update(observe(i, None, [frame, person])).alarm
     assert monitor.update(observe(5, None, [frame])).alarm
+
+
+def test_a_long_stretch_of_suspicious_frames_is_checked_only_within_the_budget():
+    checked = []
+
+    def detect(images):
+        checked.append(len(images))
+        return [np.zeros((0, 5), np.float32) for _ in images]
+
+    rng = np.random.default_rng(0)
+    noisy = [rng.integers(0, 256, (72, 128, 3), dtype=np.uint8) for _ in range(8)]
+    monitor = FeatureSqueezing(sample_every=10**6, budget=0.25, burst=4)
+    for start in range(0, 200, 8):  # 200 frames whose floor always triggers, batches of 8
+        batch = [observe(start + i, noisy[i]) for i in range(8)]
+        scores = monitor.score_batch(batch, detect)
+        assert all(s.reason != "not checked" for s in scores)  # due, checked or over budget
+    assert 4 + 0.25 * 200 - 1 <= sum(checked) <= 4 + 0.25 * 200
+    monitor.reset()
+    short = [observe(i, noisy[i % 8]) for i in range(4)]  # a burst fits at once
+    assert all("budget" not in s.reason for s in monitor.score_batch(short, detect))
