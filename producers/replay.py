@@ -159,7 +159,7 @@ class Replayer:
         self.drill.start_model_drills(active)
         t0 = time.perf_counter()
         image = self._frozen_image(camera, kinds.get("frozen"), frame.image)
-        image, params = self.drill.perturb(image, frame.number, active)
+        image, params = self.drill.perturb(image, frame.number, active, cam_id)
         t1 = time.perf_counter()
         event = build_frame(
             cam_id,

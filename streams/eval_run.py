@@ -116,10 +116,12 @@ def run_eval(
             click.echo(f"calibrating the monitors on frames 0-{calibrate - 1}", err=True)
             _calibrate(settings, source, camera, calibrate, resize)
 
+        attacks: dict = {}  # adversarial frames, computed once for every run
+
         def once(monitors: str, preload: bool = False) -> dict[str, Any]:
             first = max(start, calibrate)
             frames = open_source(source, camera, start=first, end=end, resize=resize)
-            return _replay(settings, frames, specs, monitors, fast, timeout_s, preload)
+            return _replay(settings, frames, specs, monitors, fast, timeout_s, preload, attacks)
 
         report = once(",".join(settings.monitors))
         if sweep:  # the pipeline's capacity, so each run is loaded before its worker starts
@@ -144,12 +146,18 @@ def _replay(  # noqa: ANN202
     fast: bool,
     timeout_s: float,
     preload: bool = False,
+    attacks: dict | None = None,
 ):
     """One replay through a worker running ``monitors``; its scored report.
 
     ``preload`` sends every frame before the worker starts: throughput is then
     the pipeline's capacity (and latency includes the wait in the backlog).
     """
+    model_drill = ModelDrill(settings, actor="secmlops eval") if _has_model(specs) else None
+    drill = Drill(specs, adversary=_adversary(specs), model_drill=model_drill, prepared=attacks)
+    if any(spec.family == "adversarial" for spec in specs):
+        click.echo("attacking the frames first, so that the replay keeps its pace", err=True)
+        drill.prepare(frames.frames())
     click.echo(f"replaying with monitors: {monitors}", err=True)
     log = settings.state_dir / "eval-worker.log"
     worker = WorkerProcess(log, env={"SECMLOPS_MONITORS": monitors})
@@ -158,9 +166,7 @@ def _replay(  # noqa: ANN202
     truth_tail = _Tail(settings, [TOPICS.truth])
     outcome_tail = _Tail(settings, [TOPICS.trusted, TOPICS.quarantine, TOPICS.deadletter])
     alert_tail = _Tail(settings, [TOPICS.alerts])
-    model_drill = ModelDrill(settings, actor="secmlops eval") if _has_model(specs) else None
     try:
-        drill = Drill(specs, adversary=_adversary(specs), model_drill=model_drill)
         options = ReplayOptions(speed=None if fast else 1.0)
         with FrameSender(settings, Keyring.from_settings(settings)) as sender:
             summary = Replayer(sender, options, drill).run(frames.frames(), total=frames.expected)

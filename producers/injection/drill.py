@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from producers.injection.natural import NATURAL
 from producers.injection.spec import InjectionSpec, SpecError
+from producers.sources import SourceFrame
 
 __all__ = ["Drill"]
 
@@ -31,12 +33,15 @@ class Drill:
         *,
         adversary: Callable[[], Any] | None = None,
         model_drill: Callable[[InjectionSpec], Any] | None = None,
+        prepared: dict[tuple[str | None, int], tuple[np.ndarray, dict[str, float]]] | None = None,
     ) -> None:
         self.specs = list(specs)
         self._make_adversary = adversary
         self._adversary: Any = None
         self._model_drill = model_drill
         self._started: set[int] = set()
+        # frames attacked ahead of the replay, by (camera, frame); may be shared by drills
+        self._prepared = {} if prepared is None else prepared
         if model_drill is None and any(s.family == "model" for s in self.specs):
             raise SpecError(
                 "a degrade drill promotes a model version: it needs the model store "
@@ -60,10 +65,45 @@ class Drill:
     def max_lag(self) -> int:
         return max((int(s.params["lag"]) for s in self.specs if s.type == "replay"), default=0)
 
+    def prepare(self, frames: Iterable[SourceFrame], *, progress: bool = True) -> int:
+        """Compute the adversarial frames ahead of the replay; how many there are.
+
+        An attack takes seconds per frame on a CPU.  Computed inline, it
+        stalls a paced replay, whose later frames then go out late and in a
+        burst (stale, to the integrity monitor), and it makes the pipeline's
+        throughput the attacker's.  Prepared frames are kept in memory
+        (a 640×360 frame is 0.7 MB) and used by :meth:`perturb`.
+        """
+        wanted = [
+            frame
+            for frame in frames
+            if any(s.family == "adversarial" for s in self.active(frame.camera_id, frame.number))
+        ]
+        bar = tqdm(wanted, desc="attacks", unit="frame", disable=not progress, leave=False)
+        for frame in bar:
+            active = self.active(frame.camera_id, frame.number)
+            key = (frame.camera_id, frame.number)
+            if key in self._prepared or any(s.type == "frozen" for s in active):
+                continue  # done already; or frozen (the replayer substitutes the image first)
+            self._prepared[key] = self._perturb(frame.image, frame.number, active)
+        return len(self._prepared)
+
     def perturb(
-        self, image: np.ndarray, frame: int, active: Sequence[InjectionSpec]
+        self,
+        image: np.ndarray,
+        frame: int,
+        active: Sequence[InjectionSpec],
+        camera_id: str | None = None,
     ) -> tuple[np.ndarray, dict[str, float]]:
         """Apply the active pixel injections; returns the image and the truth parameters."""
+        prepared = self._prepared.get((camera_id, frame))
+        if prepared is not None:
+            return prepared
+        return self._perturb(image, frame, active)
+
+    def _perturb(
+        self, image: np.ndarray, frame: int, active: Sequence[InjectionSpec]
+    ) -> tuple[np.ndarray, dict[str, float]]:
         params: dict[str, float] = {}
         for spec in active:
             if spec.family == "natural":

@@ -181,3 +181,33 @@ def test_a_model_drill_runs_once_before_its_first_frame_and_leaves_the_pixels_al
 def test_a_model_drill_without_a_model_store_is_refused():
     with pytest.raises(ValueError, match="needs the model store"):
         Drill([parse_spec("degrade@4-9")])
+
+
+class CountingAdversary:
+    """Inverts the image: an 'attack' whose result is easy to recognise (a unit-test double)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def attack(self, image, spec):
+        self.calls += 1
+        return 255 - image, {"loss": 1.0}
+
+
+def test_attacks_prepared_ahead_are_what_the_replay_sends_and_are_computed_once():
+    adversary, shared = CountingAdversary(), {}
+    specs = [parse_spec("pgd@3-6")]
+    drill = Drill(specs, adversary=lambda: adversary, prepared=shared)
+    assert drill.prepare(source(10), progress=False) == 3 and adversary.calls == 3
+    sender = MemorySender(KEYS)
+    Replayer(sender, ReplayOptions(), drill).run(source(10), progress=False)
+    assert adversary.calls == 3  # the replay used the prepared frames
+    inline = MemorySender(KEYS)
+    Replayer(inline, ReplayOptions(), Drill(specs, adversary=CountingAdversary)).run(
+        source(10), progress=False
+    )
+    assert [f.image for f in sender.decoded()] == [f.image for f in inline.decoded()]
+    assert sender.truth[4].params == inline.truth[4].params
+    again = Drill(specs, adversary=lambda: adversary, prepared=shared)
+    again.prepare(source(10), progress=False)
+    assert adversary.calls == 3  # a second run shares them
