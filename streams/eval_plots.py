@@ -44,7 +44,9 @@ def write_plots(report: dict[str, Any], directory: Path) -> dict[str, Path]:
 def plot_by_type(report: dict[str, Any], path: Path) -> Path:
     """Detection rate (bars) and false-positive rate (markers) per type; delay as labels."""
     plt = _pyplot()
-    kinds = list(report["by_type"])
+    by_type = report["by_type"]
+    rank = {family: i for i, family in enumerate(_FAMILY_COLOURS)}
+    kinds = sorted(by_type, key=lambda k: (rank.get(by_type[k]["family"], len(rank)), k))
     rows = [report["by_type"][k] for k in kinds]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(kinds) + 2), 4.5), dpi=120)
     xs = range(len(kinds))
@@ -71,7 +73,7 @@ def plot_by_type(report: dict[str, Any], path: Path) -> Path:
         if f in {r["family"] for r in rows}
     ]
     labels = [f for f in _FAMILY_COLOURS if f in {r["family"] for r in rows}]
-    ax.legend(handles, labels, fontsize=8, loc="lower right")
+    ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title("What the monitors caught, per injection type (labels: median delay)")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
