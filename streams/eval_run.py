@@ -121,7 +121,11 @@ def run_eval(
         def once(monitors: str, preload: bool = False) -> dict[str, Any]:
             first = max(start, calibrate)
             frames = open_source(source, camera, start=first, end=end, resize=resize)
-            return _replay(settings, frames, specs, monitors, fast, timeout_s, preload, attacks)
+            # A preloaded run has no pipeline running while it sends: no model drill in it.
+            run_specs = [s for s in specs if not (preload and s.family == "model")]
+            return _replay(
+                settings, frames, first, run_specs, monitors, fast, timeout_s, preload, attacks
+            )
 
         report = once(",".join(settings.monitors))
         if sweep:  # the pipeline's capacity, so each run is loaded before its worker starts
@@ -141,6 +145,7 @@ def run_eval(
 def _replay(  # noqa: ANN202
     settings: Settings,
     frames,  # noqa: ANN001
+    first: int,
     specs,  # noqa: ANN001
     monitors: str,
     fast: bool,
@@ -152,9 +157,25 @@ def _replay(  # noqa: ANN202
 
     ``preload`` sends every frame before the worker starts: throughput is then
     the pipeline's capacity (and latency includes the wait in the backlog).
+    A model drill waits until every frame sent before it has its outcome, so
+    that it hits the frame it names however far ahead of the pipeline the
+    replay runs.
     """
+    truth_tail = _Tail(settings, [TOPICS.truth])
+    outcome_tail = _Tail(settings, [TOPICS.trusted, TOPICS.quarantine, TOPICS.deadletter])
+    alert_tail = _Tail(settings, [TOPICS.alerts])
     model_drill = ModelDrill(settings, actor="secmlops eval") if _has_model(specs) else None
-    drill = Drill(specs, adversary=_adversary(specs), model_drill=model_drill, prepared=attacks)
+
+    def drill_at(spec) -> None:  # noqa: ANN001
+        _collect(truth_tail, outcome_tail, spec.start - first, timeout_s, label=None)
+        model_drill(spec)  # type: ignore[misc]
+
+    drill = Drill(
+        specs,
+        adversary=_adversary(specs),
+        model_drill=drill_at if model_drill else None,
+        prepared=attacks,
+    )
     if any(spec.family == "adversarial" for spec in specs):
         click.echo("attacking the frames first, so that the replay keeps its pace", err=True)
         drill.prepare(frames.frames())
@@ -163,9 +184,6 @@ def _replay(  # noqa: ANN202
     worker = WorkerProcess(log, env={"SECMLOPS_MONITORS": monitors})
     if not preload:
         worker.start().wait_ready(settings)
-    truth_tail = _Tail(settings, [TOPICS.truth])
-    outcome_tail = _Tail(settings, [TOPICS.trusted, TOPICS.quarantine, TOPICS.deadletter])
-    alert_tail = _Tail(settings, [TOPICS.alerts])
     try:
         options = ReplayOptions(speed=None if fast else 1.0)
         with FrameSender(settings, Keyring.from_settings(settings)) as sender:
@@ -251,8 +269,17 @@ def _adversary(specs):  # noqa: ANN001, ANN202
     return lambda: Adversary("hog-torch")
 
 
-def _collect(truth_tail: _Tail, outcome_tail: _Tail, frames: int, timeout_s: float):  # noqa: ANN202
-    """Truth for every replayed frame, then an outcome for every delivery (or the timeout)."""
+def _collect(  # noqa: ANN202
+    truth_tail: _Tail,
+    outcome_tail: _Tail,
+    frames: int,
+    timeout_s: float,
+    label: str | None = "outcomes",
+):
+    """Truth for the first ``frames`` frames, then an outcome for each delivery (or the timeout).
+
+    ``label=None``: no progress bar.
+    """
     deadline = time.monotonic() + timeout_s
     truth: list[Truth] = []
     while len(truth) < frames and time.monotonic() < deadline:
@@ -262,17 +289,20 @@ def _collect(truth_tail: _Tail, outcome_tail: _Tail, frames: int, timeout_s: flo
     expected = sum(t.delivered for t in truth) + sum(
         1 for t in truth if "replay" in t.injections and t.params.get("replay.of_seq", -1) >= 0
     )
+
+    def poll() -> list[Outcome]:
+        outcome_tail.poll()
+        found = (_outcome(e, ts) for e, ts in outcome_tail.records)
+        return [o for o in found if o is not None and o.frame_id in ids]
+
     outcomes: list[Outcome] = []
-    with click.progressbar(
-        length=expected, label="outcomes", file=click.get_text_stream("stderr")
-    ) as bar:
+    if label is None:
         while len(outcomes) < expected and time.monotonic() < deadline:
-            before = len(outcomes)
-            outcome_tail.poll()
-            outcomes = [
-                o
-                for o in (_outcome(e, ts) for e, ts in outcome_tail.records)
-                if o is not None and o.frame_id in ids
-            ]
+            outcomes = poll()
+        return truth, outcomes
+    stderr = click.get_text_stream("stderr")
+    with click.progressbar(length=expected, label=label, file=stderr) as bar:
+        while len(outcomes) < expected and time.monotonic() < deadline:
+            before, outcomes = len(outcomes), poll()
             bar.update(len(outcomes) - before)
     return truth, outcomes
