@@ -4,7 +4,7 @@ Steps: start the local stack if it is managed, register the real models,
 optionally calibrate the monitors on the first frames of the source, start a
 worker with the chosen monitors, replay the source with the schedule's
 injections (truth records on ``pds.truth``), collect every delivery's
-terminal outcome and the alerts, and score them with
+terminal outcome and the monitors' signals, and score them with
 :func:`streams.evaluation.score`.
 """
 
@@ -29,8 +29,8 @@ from producers.sources import open_source
 from streams.calibration import CalibrationStore
 from streams.clients import redis_client, tail
 from streams.demo import ensure_keys
-from streams.evaluation import Outcome, score
-from streams.events import Alert, DeadLetter, InvalidEvent, Prediction, Quarantine, Truth, decode
+from streams.evaluation import Outcome, drift_onsets, score
+from streams.events import DeadLetter, InvalidEvent, Prediction, Quarantine, Signal, Truth, decode
 from streams.model_drill import ModelDrill
 from streams.offline import calibrate_monitors, record_footage
 from streams.settings import Settings
@@ -56,6 +56,13 @@ class _Tail:
                     self.records.append((decode(record.value), record.timestamp))
                 except InvalidEvent:
                     continue
+
+    def drain(self) -> None:
+        """Poll until a poll brings nothing new."""
+        before = -1
+        while len(self.records) != before:
+            before = len(self.records)
+            self.poll()
 
     def close(self) -> None:
         self._consumer.close()
@@ -163,7 +170,7 @@ def _replay(  # noqa: ANN202
     """
     truth_tail = _Tail(settings, [TOPICS.truth])
     outcome_tail = _Tail(settings, [TOPICS.trusted, TOPICS.quarantine, TOPICS.deadletter])
-    alert_tail = _Tail(settings, [TOPICS.alerts])
+    signal_tail = _Tail(settings, [TOPICS.signals])
     model_drill = ModelDrill(settings, actor="secmlops eval") if _has_model(specs) else None
 
     def drill_at(spec) -> None:  # noqa: ANN001
@@ -191,10 +198,10 @@ def _replay(  # noqa: ANN202
         if preload:
             worker.start()
         truth, outcomes = _collect(truth_tail, outcome_tail, summary.frames, timeout_s)
-        alert_tail.poll()
-        alerts = [e for e, _ in alert_tail.records if isinstance(e, Alert)]
+        signal_tail.drain()
+        onsets = drift_onsets(e for e, _ in signal_tail.records if isinstance(e, Signal))
     finally:
-        for tail in (truth_tail, outcome_tail, alert_tail):
+        for tail in (truth_tail, outcome_tail, signal_tail):
             tail.close()
         worker.stop()
         if model_drill is not None:
@@ -203,7 +210,7 @@ def _replay(  # noqa: ANN202
     report = score(
         truth,
         outcomes,
-        alerts,
+        onsets,
         fps=frames.fps or 30.0,
         capture_ns=capture,
         degraded_versions=model_drill.degraded if model_drill else (),

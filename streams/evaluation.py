@@ -7,8 +7,11 @@ Pure logic, no Kafka (``secmlops eval`` collects the records).  Inputs:
 * every terminal outcome of the replay's frames, in arrival order
   (``trusted``, ``quarantined`` or ``deadletter``), with the broker time of
   the record, so a frame id delivered twice has two outcomes;
-* the alerts raised meanwhile (drift is a stream-level finding: it is
-  scored by its alert, not by quarantines).
+* where the drift monitors' alarm episodes started (drift is a
+  stream-level finding: it is scored by the monitor's alarm, not by
+  quarantines, and not by the alert stream either, whose deduplication
+  window is wall-clock time: a fast replay fits a whole drive in it).
+  :func:`drift_onsets` finds them in the monitors' signals.
 
 A delivered frame is **flagged** when it was not trusted.  For each
 injection type, its frames are the positives; the clean frames are the
@@ -18,8 +21,8 @@ integrity, adversarial ones by adversarial monitors, a shift by drift).
 The first frame delivered after withheld ones (a drop, or the frame a
 replay attack replaced) carries their injections: the gap it shows is the
 evidence.  Detection delay is per injected stretch: frames from its first frame to the
-first flagged one (for natural shifts, to the first drift alert of that
-camera at or after the stretch's start).  The report's keys are a stable
+first flagged one (for natural shifts, to the first onset of a drift alarm
+on that camera at or after the stretch's start).  The report's keys are a stable
 interface, documented in ``docs/eval.md``.
 """
 
@@ -32,9 +35,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from producers.injection.spec import PARAMS
-from streams.events import Alert, Truth
+from streams.events import Signal, Truth
 
-__all__ = ["Outcome", "score"]
+__all__ = ["Onset", "Outcome", "drift_onsets", "score"]
 
 #: which monitor kinds may rightly flag frames of each injection family
 _FAMILY_REASONS = {
@@ -59,6 +62,29 @@ class Outcome:
     @property
     def flagged(self) -> bool:
         return self.kind != "trusted"
+
+
+@dataclass(frozen=True)
+class Onset:
+    """A drift monitor started alarming on a camera at frame ``seq``."""
+
+    camera_id: str
+    monitor: str
+    seq: int
+
+
+def drift_onsets(signals: Iterable[Signal]) -> list[Onset]:
+    """Where each drift monitor's alarm episodes start, per camera (its alarm turns on)."""
+    alarming: dict[tuple[str, str], bool] = {}
+    onsets = []
+    for signal in sorted(signals, key=lambda s: (s.camera_id, s.monitor, s.seq)):
+        if not signal.monitor.startswith("drift"):
+            continue
+        key = (signal.camera_id, signal.monitor)
+        if signal.alarm and not alarming.get(key, False):
+            onsets.append(Onset(signal.camera_id, signal.monitor, signal.seq))
+        alarming[key] = signal.alarm
+    return onsets
 
 
 @dataclass
@@ -110,7 +136,7 @@ def _stretches(deliveries: list[_Delivery], kind: str) -> list[list[_Delivery]]:
 
 
 def _delay(
-    run: list[_Delivery], family: str, alerts: Sequence[Alert], degraded: Collection[str] = ()
+    run: list[_Delivery], family: str, onsets: Sequence[Onset], degraded: Collection[str] = ()
 ) -> int | None:
     """Frames from the stretch's first frame to its detection, or None if never detected."""
     first = run[0].truth
@@ -124,14 +150,7 @@ def _delay(
                 return d.truth.seq - first.seq
         return None
     if family == "natural":
-        seqs = [
-            a.first_seq
-            for a in alerts
-            if a.camera_id == first.camera_id
-            and a.source.startswith("drift")
-            and a.first_seq is not None
-            and a.first_seq >= first.seq
-        ]
+        seqs = [o.seq for o in onsets if o.camera_id == first.camera_id and o.seq >= first.seq]
         return min(seqs) - first.seq if seqs else None
     for d in run:
         if d.outcome is not None and d.outcome.flagged:
@@ -151,7 +170,7 @@ def _flagged_for(outcome: Outcome | None, family: str) -> bool:
 def score(
     truth: Sequence[Truth],
     outcomes: Sequence[Outcome],
-    alerts: Sequence[Alert] = (),
+    onsets: Sequence[Onset] = (),
     *,
     fps: float = 30.0,
     capture_ns: dict[str, int] | None = None,
@@ -171,7 +190,7 @@ def score(
         family = PARAMS[kind][0]
         positives = [d for d in deliveries if kind in d.types]
         delays = [
-            _delay(run, family, alerts, degraded_versions) for run in _stretches(deliveries, kind)
+            _delay(run, family, onsets, degraded_versions) for run in _stretches(deliveries, kind)
         ]
         found = [x for x in delays if x is not None]
         if family in ("natural", "model"):

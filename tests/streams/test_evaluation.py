@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from streams.evaluation import Outcome, score
-from streams.events import Alert, Truth
+from streams.evaluation import Onset, Outcome, drift_onsets, score
+from streams.events import Signal, Truth
 
 
 def truth(seq: int, *injections: str, delivered: bool = True, **params: float) -> Truth:
@@ -74,19 +74,26 @@ def test_a_frame_without_an_outcome_is_lost():
     assert report["lost_frames"] == 1
 
 
-def test_a_shift_is_detected_by_a_drift_alert_after_its_start():
+def signal(seq: int, monitor: str, alarm: bool) -> Signal:
+    return Signal(f"{seq:032x}", "cam", seq, monitor, 1.0, 0.5, alarm, seq)
+
+
+def test_a_drift_onset_is_where_a_drift_monitor_starts_alarming():
+    alarms = {"drift.image": [3, 4, 5, 9], "adversarial.energy": [1], "drift.detections": [4]}
+    signals = [
+        signal(seq, monitor, seq in on) for monitor, on in alarms.items() for seq in range(12)
+    ]
+    assert drift_onsets(reversed(signals)) == [
+        Onset("cam", "drift.detections", 4),
+        Onset("cam", "drift.image", 3),
+        Onset("cam", "drift.image", 9),
+    ]
+
+
+def test_a_shift_is_detected_by_a_drift_onset_after_its_start():
     frames = [truth(s) for s in range(5)] + [truth(s, "fog") for s in range(5, 40)]
-    alert = Alert(
-        alert_id="0" * 32,
-        ts_ns=0,
-        severity="warning",
-        source="drift.image",
-        message="m",
-        camera_id="cam",
-        first_seq=24,
-        last_seq=24,
-    )
-    fog = score(frames, [outcome(s) for s in range(40)], [alert])["by_type"]["fog"]
+    onsets = [Onset("cam", "drift.image", 2), Onset("cam", "drift.image", 24)]
+    fog = score(frames, [outcome(s) for s in range(40)], onsets)["by_type"]["fog"]
     assert fog["detection_rate"] == 1.0 and fog["median_delay_frames"] == 19
     missed = score(frames, [outcome(s) for s in range(40)])["by_type"]["fog"]
     assert missed["detection_rate"] == 0.0 and missed["undetected_stretches"] == 1
