@@ -10,6 +10,7 @@ terminal outcome and the monitors' signals, and score them with
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,7 @@ def _replay(  # noqa: ANN202
         degraded_versions=model_drill.degraded if model_drill else (),
     )
     report["pedestrians_lost"] = _pedestrians_lost(settings, frames, truth, outcomes)
+    report["drift_onsets"] = [dataclasses.asdict(o) for o in onsets]
     return report
 
 

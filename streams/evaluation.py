@@ -22,7 +22,7 @@ The first frame delivered after withheld ones (a drop, or the frame a
 replay attack replaced) carries their injections: the gap it shows is the
 evidence.  Detection delay is per injected stretch: frames from its first frame to the
 first flagged one (for natural shifts, to the first onset of a drift alarm
-on that camera at or after the stretch's start).  The report's keys are a stable
+on that camera within the stretch).  The report's keys are a stable
 interface, documented in ``docs/eval.md``.
 """
 
@@ -150,7 +150,10 @@ def _delay(
                 return d.truth.seq - first.seq
         return None
     if family == "natural":
-        seqs = [o.seq for o in onsets if o.camera_id == first.camera_id and o.seq >= first.seq]
+        last = run[-1].truth.seq  # an onset after the shift ended belongs to something else
+        seqs = [
+            o.seq for o in onsets if o.camera_id == first.camera_id and first.seq <= o.seq <= last
+        ]
         return min(seqs) - first.seq if seqs else None
     for d in run:
         if d.outcome is not None and d.outcome.flagged:
@@ -222,7 +225,8 @@ def score(
     attacked = [
         d for d in deliveries if any(PARAMS[k][0] in ("adversarial", "integrity") for k in d.types)
     ]
-    true_q = [d for d in quarantined if d.types]
+    should = {id(d) for d in attacked}  # what a quarantine is for: integrity and adversarial
+    true_q = [d for d in quarantined if id(d) in should]
     report: dict[str, Any] = {
         "frames": len(deliveries),
         "lost_frames": len(lost),

@@ -140,3 +140,18 @@ def test_model_health_holding_a_clean_frame_is_a_false_positive_of_the_degrade_d
     outcomes += [served(2, "2"), served(3, "1")]
     degrade = score(frames, outcomes, degraded_versions={"2"})["by_type"]["degrade"]
     assert degrade["false_positive_rate"] == 0.5
+
+
+def test_a_drift_onset_after_the_shift_ended_does_not_detect_it():
+    frames = [truth(s) for s in range(5)] + [truth(s, "fog") for s in range(5, 15)]
+    frames += [truth(s) for s in range(15, 30)]
+    late = [Onset("cam", "drift.image", 20)]
+    fog = score(frames, [outcome(s) for s in range(30)], late)["by_type"]["fog"]
+    assert fog["detection_rate"] == 0.0
+
+
+def test_quarantine_precision_counts_only_the_frames_a_quarantine_is_for():
+    frames = [truth(0, "pgd"), truth(1, "fog"), truth(2), truth(3, "unsigned")]
+    held = [outcome(s, "quarantined", "adversarial.energy") for s in range(3)]
+    report = score(frames, [*held, outcome(3, "quarantined", "integrity")])
+    assert report["quarantine"]["precision"] == 0.5  # the pgd and unsigned frames, of 4
