@@ -21,20 +21,24 @@ on every ``sample_every``-th frame of the camera (30: one a second at
 footage of the sample drive the trigger fires on about 4 % of the frames;
 with sampling, the monitor runs the model on about 7 % of them (1 in 10, as
 it was first, made it the largest of the monitors' costs in the pipeline:
-13 % of the worker's CPU samples against 69 % for the detector).  The trigger alone is not a bound: a natural shift
-(a brightness ramp, sensor noise) can raise the floor of every frame, and a
+13 % of the worker's CPU samples against 69 % for the detector).
+
+The trigger alone is not a bound: a natural shift (a brightness ramp,
+sensor noise) can raise the floor of every frame, and a
 monitor that then ran the model on every frame would fall behind the
 detector, and the gate, failing closed, would hold every frame for its
-missing signal (measured: 86 clean frames of a brightness ramp in the
-evaluation drill).  So checks also draw on a token bucket: ``budget`` checks
-per frame seen, up to ``burst`` at once.  A short attack is checked on every
-frame; a long stretch of suspicious frames, on a ``budget`` share of them
-(the rest score 0 with reason ``not checked (budget)``).
+missing signal (measured: 86 clean frames in a row, in the first full run
+of the evaluation drill; docs/monitors.md).  So checks also draw on a
+token bucket: ``budget`` checks per frame seen, up to ``burst`` at once.
+A short attack is checked on every frame; a long stretch of suspicious
+frames, on a ``budget`` share of them (the rest score 0 with reason
+``not checked (budget)``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -126,6 +130,15 @@ class FeatureSqueezing(Monitor):
     def reset(self) -> None:
         self._seen = 0
         self._tokens = self.burst
+
+    def online_state(self) -> dict[str, float]:
+        """Frames seen (the sampling phase) and the check budget left."""
+        return {"seen": self._seen, "tokens": self._tokens}
+
+    def load_online_state(self, data: Mapping[str, Any]) -> None:
+        """Load what :meth:`online_state` returned."""
+        if data:
+            self._seen, self._tokens = int(data["seen"]), float(data["tokens"])
 
     def _due(self, observation: Observation) -> bool:
         self._seen += 1
