@@ -113,7 +113,7 @@ def run(settings: Settings, keyring: Keyring, images: list, env: dict, args, log
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=300, help="for throughput")
+    parser.add_argument("--frames", type=int, default=900, help="for throughput")
     parser.add_argument("--latency-frames", type=int, default=200)
     parser.add_argument("--fps", type=float, default=10.0, help="pace of the latency stream")
     parser.add_argument("--size", default="424x240")
