@@ -147,8 +147,7 @@ class FeatureSqueezing(Monitor):
         return residual_floor(observation.image) > self.trigger  # type: ignore[arg-type]
 
     def _afford(self) -> bool:
-        """Refill for one frame seen; True (and spend a token) when a check fits the budget."""
-        self._tokens = min(self.burst, self._tokens + self.budget)
+        """True (and spend a token) when one more check fits the budget."""
         if self._tokens < 1:
             return False
         self._tokens -= 1
@@ -165,9 +164,10 @@ class FeatureSqueezing(Monitor):
         scores = [Score(0.0, "not checked")] * len(observations)
         due = []
         for i, obs in enumerate(observations):
+            self._tokens = min(self.burst, self._tokens + self.budget)  # one frame seen
             if obs.image is None or obs.prediction is None or not self._due(obs):
-                self._tokens = min(self.burst, self._tokens + self.budget)
-            elif self._afford():
+                continue
+            if self._afford():
                 due.append(i)
             else:
                 scores[i] = Score(0.0, "not checked (budget)")
