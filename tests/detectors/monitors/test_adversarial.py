@@ -94,6 +94,29 @@ def test_squeezing_checks_only_sampled_or_suspicious_frames(drive, pgd_frames, h
     assert sum(calls) == len(pgd_frames), "a high perturbation energy always triggers a check"
 
 
+def test_calibration_sets_the_squeezing_trigger_to_the_cameras_clean_floor(drive, pgd_frames):
+    def none_found(images):
+        return [np.zeros((0, 5), np.float32) for _ in images]
+
+    monitor = FeatureSqueezing(sample_every=10**6, trigger=0.0)  # uncalibrated: checks all
+    monitor.calibrate(
+        (observe(i, jpeg(f), ()) for i, f in enumerate(drive[:200])), 0.01, none_found
+    )
+    assert monitor.trigger > 0.0
+    clean = [observe(i, jpeg(drive[i]), ()) for i in range(200, 300)]
+    checked = [s.reason != "not checked" for s in monitor.score_batch(clean, none_found)]
+    assert sum(checked) <= 10, "about trigger_rate (3 %) of clean frames set it off"
+    attacked = monitor.score_batch([observe(n, a) for n, a in pgd_frames], none_found)
+    assert all(s.reason != "not checked" for s in attacked), "PGD frames still do"
+
+    restored = FeatureSqueezing()
+    restored.restore(monitor.state())
+    assert restored.trigger == monitor.trigger
+    restored.trigger = 1.0
+    restored.load_calibration(monitor.calibration())
+    assert restored.trigger == monitor.trigger, "a recalibration moves the trigger"
+
+
 def test_squeeze_keeps_the_image_shape_and_drops_low_bits():
     image = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
     out = squeeze(image, bits=4)
