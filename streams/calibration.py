@@ -14,14 +14,21 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from streams.monitoring import MonitorBank
 
-__all__ = ["CALIBRATION_REFRESH_S", "CalibrationStore"]
+if TYPE_CHECKING:
+    from model_store.registry import Registry
+    from streams.settings import Settings
+
+__all__ = ["CALIBRATION_REFRESH_S", "DEFAULT_TARGET_FPR", "CalibrationStore", "calibrate_served"]
+
+#: The target false-positive rate of the demo, the evaluation and the benchmarks.
+DEFAULT_TARGET_FPR = 0.0025
 
 #: How often workers re-read the stored calibrations (seconds).
 CALIBRATION_REFRESH_S = 10.0
@@ -114,3 +121,35 @@ class CalibrationStore:
             bank.recalibrate(states)
             log.info("%s: loaded the calibration of %s@%s", bank.name, self.model, version)
         return token
+
+
+def calibrate_served(
+    settings: Settings,
+    registry: Registry,
+    frames: Iterable[Any],
+    *,
+    total: int | None,
+    meta: Mapping[str, Any],
+    version: str | None = None,
+    target_fpr: float = DEFAULT_TARGET_FPR,
+    progress: bool = True,
+) -> tuple[str, dict[str, dict[str, dict[str, Any]]]]:
+    """Calibrate every enabled monitor for a version (default: the served one) and store it.
+
+    What ``secmlops calibrate`` does, for callers that already hold the
+    frames (``producers.sources.SourceFrame``): the demo, the evaluation and
+    the benchmarks.  Returns the version and the states saved.
+    """
+    from detectors.monitors.registry import select
+    from model_store.catalog import build_detector
+    from streams.offline import calibrate_monitors, record_footage
+
+    version = version or registry.active(settings.model_name)
+    artifact = registry.artifact(settings.model_name, version)
+    detector = build_detector(artifact, registry.verifier, version=version)
+    footage = record_footage(frames, detector, total=total, progress=progress)
+    classes = select(settings.monitors)
+    states = calibrate_monitors(classes, footage, target_fpr, detector.detect_batch)
+    store = CalibrationStore(registry.client, settings.model_name)
+    store.save(version, states, {"target_fpr": target_fpr, **meta})
+    return version, states

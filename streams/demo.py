@@ -32,8 +32,6 @@ import msgspec
 import numpy as np
 from tqdm import tqdm
 
-from detectors.monitors.registry import select
-from model_store.catalog import build_detector
 from model_store.registry import Registry
 from model_store.setup import setup_models
 from model_store.signing import Verifier, throwaway_keys
@@ -45,11 +43,10 @@ from producers.sources import SourceFrame, open_source
 from producers.synthetic import pattern_frame
 from streams.alerts_cli import format_alert, read_alerts
 from streams.assets import ASSETS, fetch_asset
-from streams.calibration import CalibrationStore
+from streams.calibration import calibrate_served
 from streams.clients import redis_client
 from streams.events import Frame
 from streams.model_drill import ModelDrill
-from streams.offline import calibrate_monitors, record_footage
 from streams.outcome_reader import OutcomeReader, Outcomes
 from streams.settings import Settings
 from streams.signing import Keyring
@@ -146,14 +143,11 @@ def _calibrate(settings: Settings, registry: Registry, drive: Path, version: str
         f"Calibrating every monitor on clean footage of {CAMERA} (drive frames "
         f"{CLEAN[0]}-{CLEAN[1] - 1}, not replayed later) for version {version}"
     )
-    detector = build_detector(
-        registry.artifact(settings.model_name, version), registry.verifier, version=version
-    )
     source = open_source(drive, CAMERA, start=CLEAN[0], end=CLEAN[1], resize=DEMO_SIZE)
-    footage = record_footage(source.frames(), detector, total=CLEAN[1] - CLEAN[0])
-    states = calibrate_monitors(select(settings.monitors), footage, 0.0025, detector.detect_batch)
-    meta = {"target_fpr": 0.0025, "sources": ["asset:sample-drive"], "actor": "demo"}
-    CalibrationStore(registry.client, settings.model_name).save(version, states, meta)
+    meta = {"sources": ["asset:sample-drive"], "actor": "demo"}
+    _, states = calibrate_served(
+        settings, registry, source.frames(), total=CLEAN[1] - CLEAN[0], meta=meta, version=version
+    )
     click.echo(f"  {len(states)} monitors calibrated at a 0.25 % target false-positive rate")
 
 

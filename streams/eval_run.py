@@ -27,13 +27,12 @@ from producers.injection import Drill, load_schedule
 from producers.injection.spec import PARAMS
 from producers.replay import Replayer, ReplayOptions
 from producers.sources import open_source
-from streams.calibration import CalibrationStore
+from streams.calibration import calibrate_served
 from streams.clients import redis_client, tail
 from streams.demo import ensure_keys
 from streams.evaluation import Outcome, drift_onsets, score
 from streams.events import DeadLetter, InvalidEvent, Prediction, Quarantine, Signal, Truth, decode
 from streams.model_drill import ModelDrill
-from streams.offline import calibrate_monitors, record_footage
 from streams.settings import Settings
 from streams.signing import Keyring
 from streams.stack import Stack
@@ -82,15 +81,9 @@ def _outcome(event: Any, ts_ms: int) -> Outcome | None:
 
 def _calibrate(settings: Settings, source: Path, camera: str, frames: int, size) -> None:  # noqa: ANN001
     registry = Registry(redis_client(settings), Verifier.from_settings(settings))
-    version = registry.active(settings.model_name)
-    detector = build_detector(
-        registry.artifact(settings.model_name, version), registry.verifier, version=version
-    )
     clean = open_source(source, camera, end=frames, resize=size)
-    footage = record_footage(clean.frames(), detector, total=frames)
-    states = calibrate_monitors(select(settings.monitors), footage, 0.0025, detector.detect_batch)
-    meta = {"target_fpr": 0.0025, "sources": [str(source)], "actor": "eval"}
-    CalibrationStore(registry.client, settings.model_name).save(version, states, meta)
+    meta = {"sources": [str(source)], "actor": "eval"}
+    calibrate_served(settings, registry, clean.frames(), total=frames, meta=meta)
 
 
 def run_eval(
