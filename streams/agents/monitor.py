@@ -3,10 +3,18 @@
 Which monitors run is ``SECMLOPS_MONITORS`` (see
 :mod:`detectors.monitors.registry`).  Each agent keeps one monitor instance
 per camera (:class:`~streams.monitoring.MonitorBank`), scores every batch in
-its own one-thread executor (a monitor that needs the model keeps its own
-copy of the serving version there: a model is not re-entrant), sends
+its own one-thread executor, sends
 one ``signal/1`` per observed frame to ``pds.signals`` and an ``alert/1`` to
 ``pds.alerts`` when a monitor starts alarming on a camera.
+
+A monitor that runs the model (feature squeezing) keeps its own copy of the
+serving version, but runs it in the detector's one thread per device
+(:func:`streams.agents.detect.executor`), between the detector's batches.
+In a thread of its own, its model ran beside the detector's: on 2 CPU
+cores the two intra-op thread pools fought over the cores, and with every
+monitor on, the pipeline kept 0.57 of detector-only throughput, against
+0.87 sharing the thread (docs/benchmarks.md).  The price is latency: a
+check waits for the detector's batch in progress.
 
 Thresholds come from ``secmlops calibrate`` for the served model version
 (:mod:`streams.calibration`), re-read every ``CALIBRATION_REFRESH_S``.
@@ -28,7 +36,7 @@ from model_store.registry import Registry
 from model_store.signing import Verifier
 from streams import claimcheck
 from streams.agents.alerts import raise_alert
-from streams.agents.detect import new_model_server
+from streams.agents.detect import executor, new_model_server
 from streams.app import (
     app,
     frames_and_predictions_topic,
@@ -115,10 +123,9 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
         registry = Registry(client, Verifier.from_settings(app_settings))
         calibrations = CalibrationStore(client, app_settings.model_name)
         loop = asyncio.get_running_loop()
-        # A monitor that runs the model has its own copy in its own thread: sharing the
-        # detector's would queue each of its small batches behind a whole detector batch.
+        # Its own copy of the model, run in the detector's thread (see the module's doc).
         server = new_model_server() if cls.needs_model else None
-        pool = own_pool
+        pool = executor(server.device) if server is not None else own_pool
         refreshed, version = 0.0, None
         async for events in stream.take_events(
             app_settings.worker_batch_size, within=app_settings.worker_batch_wait_s
