@@ -54,7 +54,7 @@ case "${1:-}" in
       done
       # Capture to trusted outcome, gate and monitors on and off (issue 7's GPU figures).
       step gate 120 $PY bench/gate.py --device "$DEVICE" --batch 64 --size 640x360 \
-        --frames $((FRAMES < 1000 ? FRAMES : 1000)) --latency-frames 150 --fps 30
+        --frames $((FRAMES < 1000 ? FRAMES : 1000)) --latency-frames 150 --fps 30 --repeats 1
     else
       echo "no Java runtime in $KIT: run 'unpack' first on this machine for the pipeline runs"
     fi
