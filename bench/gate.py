@@ -15,8 +15,11 @@ the latency of a frame is the broker timestamp of its outcome record minus
 its capture time (p50, p99).  **Throughput**: ``--frames`` frames are loaded
 into the topic first and the worker started after, so that the worker, not
 the sender, is measured; frames/s in the steady state (:func:`steady_rate`),
-median of ``--repeats`` runs made in alternating order (ABCD, DCBA, ...),
-so that no configuration always runs first on a machine still warming up.
+``--repeats`` runs per configuration made in alternating order (ABCD,
+DCBA, ...).  The shared machine's speed drifts by up to 1.7× over minutes
+(the same detector-only run: 55 and 89 frames/s in one session), so a
+ratio is the median of *paired* ratios: each run against the first
+configuration's run of the same repeat.
 
 The monitors are calibrated first, as ``secmlops calibrate`` would on a
 deployment (frames 0-299 of the drive; the measured frames come after):
@@ -145,7 +148,7 @@ def latency(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=900, help="for throughput")
+    parser.add_argument("--frames", type=int, default=600, help="backlog of each throughput run")
     parser.add_argument("--latency-frames", type=int, default=200)
     parser.add_argument("--fps", type=float, default=10.0, help="pace of the latency stream")
     parser.add_argument("--size", default="424x240")
@@ -154,8 +157,8 @@ def main() -> None:
     parser.add_argument(
         "--repeats",
         type=int,
-        default=2,
-        help="throughput runs per configuration, in alternating order; the median is reported",
+        default=3,
+        help="throughput runs per configuration, in alternating order (default 3)",
     )
     parser.add_argument(
         "--configs",
@@ -222,17 +225,22 @@ def main() -> None:
         "| vs detector only |"
     )
     print("|---|---|---|---|---|---|")
-    base = float(np.median(rates[names[0]]))
     for name in names:
         (p50, p99), rate = latencies[name], float(np.median(rates[name]))
-        runs = ", ".join(f"{r:.1f}" for r in rates[name])
+        # Paired ratios: each repeat's run against the base's run of the same repeat, so
+        # that a slow or fast spell of the shared machine moves both sides of a ratio.
+        ratios = [r / b for r, b in zip(rates[name], rates[names[0]], strict=True)]
+        spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
         print(
-            f"| {CONFIGS[name][0]} | {p50:.0f} | {p99:.0f} | {rate:.1f} ({runs}) "
-            f"| {rate / 30:.1f} | {rate / base:.2f} |"
+            f"| {CONFIGS[name][0]} | {p50:.0f} | {p99:.0f} | {rate:.1f} "
+            f"| {rate / 30:.1f} | {float(np.median(ratios)):.2f}{spread} |"
         )
+    runs = "; ".join(f"{CONFIGS[n][0]}: " + ", ".join(f"{r:.1f}" for r in rates[n]) for n in names)
     print(
-        f"\nThroughput: median of {args.repeats} runs (each in brackets), steady state "
-        "(10th to 90th percentile of the outcomes); ratios against the first row."
+        f"\nThroughput: steady state (10th to 90th percentile of the outcomes), median of "
+        f"{args.repeats} runs per configuration, made in alternating order. The ratio is the "
+        f"median of the paired ratios (each run against the first row's run of the same "
+        f"repeat; range in brackets). Runs, frames/s: {runs}."
     )
 
 
