@@ -7,14 +7,6 @@ Settings that matter for correctness, and why:
   replay, never a loss.
 * Agents run with ``concurrency=1``: with more, faust can commit past an
   event still in flight (faust-streaming#606) and lose it on a crash.
-* ``stream_wait_empty=False``: on shutdown faust would wait for every
-  message it fetched to be acknowledged, but a message it was still handing
-  to a busy agent (a monitor behind the detector) when the fetcher stopped
-  is never acknowledged.  The worker then hung until killed and never left
-  its consumer group, so the next one waited out the session timeout (about
-  a minute).  Without the wait, what was in flight is not committed and is
-  processed again after the restart, as after a crash: the same
-  at-least-once contract.
 * Topics carry raw bytes and agents decode them with :mod:`streams.events`,
   so that a malformed record becomes a dead letter instead of being logged
   and skipped by faust's own deserialiser.
@@ -60,7 +52,6 @@ def create_app(settings: Settings) -> faust.App:
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
         broker_credentials=_credentials(settings),
         processing_guarantee="at_least_once",
-        stream_wait_empty=False,
         store="memory://",
         datadir=str(settings.state_dir / "worker"),
         table_standby_replicas=0,
