@@ -57,10 +57,9 @@ def preflight(settings: Settings) -> str:
 def run_worker(loglevel: str = "info") -> None:
     """Check prerequisites, create the topics if needed, then run the agents until interrupted.
 
-    Blocks; returns after SIGINT/SIGTERM once in-flight batches are committed.
+    Blocks; on SIGINT/SIGTERM it takes no new frames, lets those in flight
+    reach their outcome (:mod:`streams.drain`), then returns.
     """
-    import faust
-
     from streams.app import app, settings
     from streams.clients import ensure_topics
 
@@ -70,10 +69,18 @@ def run_worker(loglevel: str = "info") -> None:
     import streams.agents.detect
     import streams.agents.gate
     import streams.agents.monitor
-    import streams.agents.policy  # noqa: F401
+    import streams.agents.policy
+    from streams.drain import DrainingWorker
+
+    def pending() -> int:  # predictions the gate holds until their signals come
+        return len(streams.agents.gate.runner().gate) if settings.gate else 0
 
     logging.getLogger("faust").setLevel(loglevel.upper())
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    # Long enough for the gate's deadline to decide what is still pending, and a batch.
+    timeout_s = 2 * settings.gate_deadline_s + 10.0
+    worker = DrainingWorker(
+        app, pending=pending, timeout_s=timeout_s, loglevel=loglevel, quiet=True
+    )
     worker.execute_from_commandline()
 
 
