@@ -76,12 +76,23 @@ def run_worker(loglevel: str = "info") -> None:
         return len(streams.agents.gate.runner().gate) if settings.gate else 0
 
     logging.getLogger("faust").setLevel(loglevel.upper())
-    # Long enough for the gate's deadline to decide what is still pending, and a batch.
-    timeout_s = 2 * settings.gate_deadline_s + 10.0
     worker = DrainingWorker(
-        app, pending=pending, timeout_s=timeout_s, loglevel=loglevel, quiet=True
+        app,
+        pending=pending,
+        timeout_s=settings.worker_drain_timeout_s,
+        loglevel=loglevel,
+        quiet=True,
     )
     worker.execute_from_commandline()
+
+
+def _drain_timeout(env: dict[str, str]) -> float:
+    from streams.settings import Settings, SettingsError
+
+    try:
+        return Settings.from_env(env).worker_drain_timeout_s
+    except SettingsError:  # the worker refused the same settings and is gone already
+        return 0.0
 
 
 class WorkerProcess:
@@ -136,8 +147,14 @@ class WorkerProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout_s: float = 30.0) -> int | None:
-        """Ask the worker to finish (SIGTERM), then kill it after ``timeout_s``."""
+    def stop(self, timeout_s: float | None = None) -> int | None:
+        """Ask the worker to finish (SIGTERM), then kill it after ``timeout_s``.
+
+        The default waits out the worker's drain (``SECMLOPS_WORKER_DRAIN_TIMEOUT``)
+        and 30 s more for faust's own stop.
+        """
+        if timeout_s is None:
+            timeout_s = _drain_timeout(self.env) + 30.0
         if self.proc is None:
             return None
         if self.proc.poll() is None:

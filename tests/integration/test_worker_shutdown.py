@@ -15,7 +15,7 @@ def test_a_worker_stopped_mid_stream_exits_by_itself_and_a_new_one_finishes_the_
     stack, env, settings, keyring, tmp_path
 ):
     cam = f"stop-{uuid.uuid4().hex[:8]}"
-    frames = [build_frame(cam, s, pattern_frame(s, width=320, height=240)) for s in range(120)]
+    frames = [build_frame(cam, s, pattern_frame(s, width=320, height=240)) for s in range(60)]
     ids = {f.frame_id for f in frames}
     # Every monitor on: they run behind the detector, so work is in flight at the stop.
     busy_env = {**env, "SECMLOPS_MONITORS": "all"}
@@ -27,7 +27,7 @@ def test_a_worker_stopped_mid_stream_exits_by_itself_and_a_new_one_finishes_the_
                 for frame in frames:
                     sender.send(frame)
             assert probe.wait({frames[0].frame_id}, timeout_s=120).count == 1
-            code = first.stop(timeout_s=25)  # 119 frames (about 6 s of work) still to do
+            code = first.stop()  # frames still in flight: it drains, then stops
             log = first.log_path.read_text(errors="replace")
             assert code not in (-signal.SIGKILL, None), "exited by itself, not killed"
             assert "drained in" in log, "took no new frames and let those in flight finish"
