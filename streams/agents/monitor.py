@@ -10,12 +10,11 @@ one ``signal/1`` per observed frame to ``pds.signals`` and an ``alert/1`` to
 A monitor that runs the model (feature squeezing) keeps its own copy of the
 serving version, but its model runs (only those) go to the detector's one
 thread per device (:func:`streams.agents.detect.executor`), between the
-detector's batches.
-In a thread of its own, its model ran beside the detector's: on 2 CPU
-cores the two intra-op thread pools fought over the cores, and with every
-monitor on, the pipeline kept 0.57 of detector-only throughput, against
-0.87 sharing the thread (docs/benchmarks.md).  The price is latency: a
-check waits for the detector's batch in progress.
+detector's batches.  In a thread of its own, its model ran beside the
+detector's: on 2 CPU cores the two intra-op thread pools fought over the
+cores, and with every monitor on the pipeline kept 0.57 of detector-only
+throughput; sharing the thread, 0.80-0.88 (docs/benchmarks.md).  The price
+is latency: a check waits for the detector's batch in progress.
 
 Thresholds come from ``secmlops calibrate`` for the served model version
 (:mod:`streams.calibration`), re-read every ``CALIBRATION_REFRESH_S``.
