@@ -5,6 +5,11 @@ Settings that matter for correctness, and why:
 * ``processing_guarantee="at_least_once"``: faust's exactly-once mode has open
   bugs; outputs are flushed before offsets are committed, so a crash means a
   replay, never a loss.
+* ``stream_wait_empty=False``: faust would otherwise wait, on every stop and
+  rebalance, until every fetched record is acknowledged, and the gate keeps
+  records unacknowledged until their frame is decided (:mod:`streams.held`).
+  What is unacknowledged is simply read again; a stop first drains
+  (:mod:`streams.drain`).
 * Agents run with ``concurrency=1``: with more, faust can commit past an
   event still in flight (faust-streaming#606) and lose it on a crash.
 * Topics carry raw bytes and agents decode them with :mod:`streams.events`,
@@ -58,6 +63,9 @@ def create_app(settings: Settings) -> faust.App:
         topic_allow_declare=False,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+        broker_session_timeout=settings.worker_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
         producer_acks=-1,
         web_host="127.0.0.1",
         web_port=settings.worker_web_port,

@@ -12,9 +12,12 @@ were already committed.
 So the first SIGTERM (or SIGINT) pauses the frame partitions only, keeps
 fetching predictions and signals, and waits until nothing is left: no
 unacknowledged message and no prediction pending in the gate, for a whole
-``quiet_s``.  Then faust's stop runs with nothing in flight.  A stop that
-takes longer than ``timeout_s`` goes ahead anyway (logged); a second signal
-stops at once.
+``quiet_s``.  Signals the gate still holds for predictions that never came
+(their frames were dead-lettered) are then acknowledged, and faust's stop
+runs with nothing in flight.  A stop that takes longer than ``timeout_s``
+goes ahead anyway (logged); a second signal stops at once.  Either way what
+was not decided stays unacknowledged, so its offsets are not committed and
+the next worker reads it again (:mod:`streams.held`).
 """
 
 from __future__ import annotations
@@ -23,36 +26,60 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 
 from streams.topics import TOPICS
 
-__all__ = ["DrainingWorker"]
+__all__ = ["DrainingWorker", "Hold", "NoHold"]
 
 log = logging.getLogger(__name__)
 
 
-class DrainingWorker(faust.Worker):
-    """A faust worker that drains its frames' outcomes before it stops.
+class Hold(Protocol):
+    """Work held outside faust's acknowledgements (the gate's; see streams.agents.gate)."""
 
-    ``pending`` counts work held outside faust's acknowledgements (the gate's
-    predictions waiting for signals); 0 when there is none.
-    """
+    async def pending(self) -> int:
+        """Predictions waiting for their signals."""
+        ...
+
+    async def orphans(self) -> int:
+        """Unacknowledged records held only for predictions that may never come."""
+        ...
+
+    async def release_orphans(self) -> None:
+        """Acknowledge the orphans: called once nothing else is in flight."""
+        ...
+
+
+class NoHold:
+    """Nothing held (a worker without the gate)."""
+
+    async def pending(self) -> int:
+        return 0
+
+    async def orphans(self) -> int:
+        return 0
+
+    async def release_orphans(self) -> None:
+        return None
+
+
+class DrainingWorker(faust.Worker):
+    """A faust worker that drains its frames' outcomes before it stops."""
 
     def __init__(
         self,
         app: faust.App,
         *,
-        pending: Callable[[], int],
+        hold: Hold,
         timeout_s: float,
         quiet_s: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(app, **kwargs)
-        self._pending = pending
+        self._hold = hold
         self._drain_timeout_s = timeout_s
         self._quiet_s = quiet_s
         self._draining = False
@@ -72,8 +99,9 @@ class DrainingWorker(faust.Worker):
         self._draining = True
         self.add_future(self._drain_then_stop(sig))
 
-    def _busy(self) -> int:
-        return len(self.app.consumer.unacked) + self._pending()
+    async def _busy(self) -> int:
+        unacked = len(self.app.consumer.unacked) - await self._hold.orphans()
+        return max(0, unacked) + await self._hold.pending()
 
     async def _drain_then_stop(self, sig: signal.Signals) -> None:
         try:
@@ -90,16 +118,18 @@ class DrainingWorker(faust.Worker):
         log.info("%s: draining (no new frames; waiting for those in flight)", sig.name)
         quiet_since: float | None = None
         while time.monotonic() - began < self._drain_timeout_s:
-            if self._busy():
+            if await self._busy():
                 quiet_since = None
             elif quiet_since is None:
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since >= self._quiet_s:
+                await self._hold.release_orphans()
                 log.info("drained in %.1f s; stopping", time.monotonic() - began)
                 return
             await asyncio.sleep(0.1)
         log.warning(
-            "not drained after %.0f s (%d messages or predictions in flight); stopping",
+            "not drained after %.0f s (%d messages or predictions in flight, left to the next"
+            " worker); stopping",
             self._drain_timeout_s,
-            self._busy(),
+            await self._busy(),
         )

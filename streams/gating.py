@@ -147,6 +147,25 @@ class Gate:
     def __len__(self) -> int:
         return self._pending_count
 
+    def waiting(self, frame_id: str) -> bool:
+        """Does anything of this frame id wait here: a prediction, or signals before it?"""
+        return frame_id in self._pending or frame_id in self._early
+
+    def waiting_for_prediction(self, frame_id: str) -> bool:
+        """Are only signals of this frame id waiting here, for a prediction not yet seen?"""
+        return frame_id in self._early and frame_id not in self._pending
+
+    def forget(self, frame_id: str) -> None:
+        """Drop, undecided, everything waiting for this frame id.
+
+        For frames whose partition went to another worker: that worker reads
+        their records again and decides them (:mod:`streams.held`).
+        """
+        queue = self._pending.pop(frame_id, None)
+        if queue:
+            self._pending_count -= len(queue)
+        self._early.pop(frame_id, None)  # its _early_order entries go stale and are skipped
+
     def add_prediction(self, prediction: Prediction, now: float) -> list[GateDecision]:
         pending = _Pending(prediction, now)
         for monitor in self.policy.required:

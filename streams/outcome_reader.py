@@ -37,7 +37,8 @@ class Outcomes:
 
     @property
     def count(self) -> int:
-        return len(self.predictions) + len(self.quarantined) + len(self.dead_letters)
+        """Frames (or undecodable payloads) with at least one outcome."""
+        return len(self.predictions.keys() | self.quarantined.keys()) + len(self.dead_letters)
 
 
 class OutcomeReader:
@@ -54,14 +55,18 @@ class OutcomeReader:
         dead_letter_hashes: set[str] = frozenset(),  # type: ignore[assignment]
         timeout_s: float = 60.0,
         progress: bool = False,
+        enough: int | None = None,
     ) -> Outcomes:
-        """Collect outcomes until each frame id and each payload hash has one, or timeout.
+        """Collect outcomes until each frame id and each payload hash has one (or ``enough``
+        of them have), or timeout.
 
         Frames that never decoded have no frame id; their dead letters are
         matched by the sha256 of the payload instead.
         """
         outcomes = Outcomes()
         expected = len(frame_ids) + len(dead_letter_hashes)
+        if enough is not None:
+            expected = min(expected, enough)
         deadline = time.monotonic() + timeout_s
         seen_dead: set[str] = set()
         with tqdm(total=expected, desc="outcomes", unit="frame", disable=not progress) as bar:

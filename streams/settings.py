@@ -129,6 +129,7 @@ class Settings:
     worker_batch_size: int = 32
     worker_batch_wait_s: float = 0.05
     worker_drain_timeout_s: float = 60.0
+    worker_session_timeout_s: float = 60.0
     worker_web_port: int = 6066
     startup_timeout_s: float = 90.0
     frame_key: str | None = field(default=None, repr=False)
@@ -191,6 +192,7 @@ class Settings:
             worker_batch_size=_int(env, "WORKER_BATCH_SIZE", 32, 1, 4096),
             worker_batch_wait_s=_float(env, "WORKER_BATCH_WAIT", 0.05, 0.001, 60.0),
             worker_drain_timeout_s=_float(env, "WORKER_DRAIN_TIMEOUT", 60.0, 0.0, 3600.0),
+            worker_session_timeout_s=_float(env, "WORKER_SESSION_TIMEOUT", 60.0, 6.0, 1800.0),
             worker_web_port=_int(env, "WORKER_WEB_PORT", 6066, 1, 65535),
             startup_timeout_s=_float(env, "STARTUP_TIMEOUT", 90.0, 1.0, 3600.0),
             frame_key=_str(env, "FRAME_KEY"),

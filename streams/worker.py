@@ -70,15 +70,12 @@ def run_worker(loglevel: str = "info") -> None:
     import streams.agents.gate
     import streams.agents.monitor
     import streams.agents.policy
-    from streams.drain import DrainingWorker
-
-    def pending() -> int:  # predictions the gate holds until their signals come
-        return len(streams.agents.gate.runner().gate) if settings.gate else 0
+    from streams.drain import DrainingWorker, NoHold
 
     logging.getLogger("faust").setLevel(loglevel.upper())
     worker = DrainingWorker(
         app,
-        pending=pending,
+        hold=streams.agents.gate.GateHold() if settings.gate else NoHold(),
         timeout_s=settings.worker_drain_timeout_s,
         loglevel=loglevel,
         quiet=True,

@@ -15,6 +15,13 @@ A timer decides the predictions whose deadline passed
 ``SECMLOPS_GATE_ON_MISSING=open``) and raises a critical alert when a
 required monitor falls silent.  All gate state lives in one object touched
 only from one executor thread, so the agent and the timer never race.
+
+Predictions and signals stay unacknowledged until their frame is decided
+(:mod:`streams.held`), so a worker killed with frames in the gate loses
+none: their offsets were never committed, and the next owner of the
+partition reads them again.  On a rebalance faust seeks every partition
+back to its committed offset, so the gate then forgets what it held and
+commits what it had decided.
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ import logging
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 import faust
 
@@ -45,11 +54,12 @@ from streams.events import (
     new_id,
 )
 from streams.gating import Gate, GateDecision, GatePolicy, policy_kinds
+from streams.held import HeldRecords
 from streams.quarantine import QuarantineStore, frame_ref
 from streams.settings import Settings
 from streams.topics import TOPICS
 
-__all__ = ["GateRunner", "gate_predictions"]
+__all__ = ["GateHold", "GateRunner", "GateStep", "gate_predictions"]
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +69,23 @@ SILENT_RECOVERY = 100  # decisions with a monitor's signal before its silence co
 Outgoing = tuple[faust.TopicT, bytes, bytes]
 
 
+@dataclass
+class GateStep:
+    """What one step of the gate gives back: records to send, alerts to raise, and the input
+    records (their tokens) that may now be acknowledged, after the records are sent."""
+
+    records: list[Outgoing] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    release: list[Any] = field(default_factory=list)
+
+
 class GateRunner:
-    """The gate with its inputs and outputs: decode records in, Kafka records and alerts out."""
+    """The gate with its inputs and outputs: decoded records in, Kafka records and alerts out.
+
+    Each input comes with an opaque token (the agent's faust event).  A
+    prediction's or a signal's token is held until nothing of its frame
+    waits in the gate any more; every other token is released at once.
+    """
 
     def __init__(self, settings: Settings, store: QuarantineStore) -> None:
         required = select(settings.gate_require or settings.monitors)
@@ -75,32 +100,63 @@ class GateRunner:
         self.frames: OrderedDict[str, bytes] = OrderedDict()
         self.silent: dict[str, int] = {}  # monitor -> decisions with its signal since silence
         self.invalid = 0
+        self.held: HeldRecords[Any] = HeldRecords()
 
-    def absorb(self, batch: list[tuple[str, bytes]]) -> tuple[list[Outgoing], list[Alert]]:
+    def absorb(self, batch: list[tuple[str, bytes, Any]]) -> GateStep:
         now = time.monotonic()
         decisions: list[GateDecision] = []
-        for topic, value in batch:
+        release = []
+        for topic, value, token in batch:
+            waits_on = None
             try:
                 if topic == TOPICS.frames.name:
-                    frame = decode(value, Frame)
+                    frame = decode(value, Frame)  # evidence only: acknowledged at once
                     self.frames[frame.frame_id] = value
                     while len(self.frames) > KEEP_FRAMES:
                         self.frames.popitem(last=False)
                 elif topic == TOPICS.predictions.name:
-                    decisions += self.gate.add_prediction(decode(value, Prediction), now)
+                    prediction = decode(value, Prediction)
+                    waits_on = prediction.frame_id
+                    decisions += self.gate.add_prediction(prediction, now)
                 elif topic == TOPICS.signals.name:
-                    decisions += self.gate.add_signal(decode(value, Signal), now)
+                    signal = decode(value, Signal)
+                    waits_on = signal.frame_id
+                    decisions += self.gate.add_signal(signal, now)
             except InvalidEvent:
                 # A bad frame is the detector's to dead-letter; predictions and signals
                 # are ours and never invalid, but a stranger may write to the topic.
                 self.invalid += 1
-        return self.settle(decisions + self.gate.expire(now))
+            if waits_on is None:
+                release.append(token)
+            else:
+                self.held.hold(waits_on, token)
+        return self.settle(decisions + self.gate.expire(now), release)
 
-    def expire(self) -> tuple[list[Outgoing], list[Alert]]:
+    def expire(self) -> GateStep:
         return self.settle(self.gate.expire(time.monotonic()))
 
-    def settle(self, decisions: list[GateDecision]) -> tuple[list[Outgoing], list[Alert]]:
-        """Kafka records for the decisions (quarantined ones stored in Redis first)."""
+    def forget_all(self) -> int:
+        """Forget, undecided and unacknowledged, every frame held (on a rebalance: faust
+        reads their records again from the committed offsets).  Returns the records."""
+        count = len(self.held)
+        for frame_id in self.held.drop(lambda _token: True):
+            self.gate.forget(frame_id)
+        return count
+
+    def orphans(self) -> int:
+        """Records held only as signals whose prediction has not come (on a drain, once the
+        detector is done, it never will: the frame was dead-lettered)."""
+        return self.held.count(self.held.frames(self.gate.waiting_for_prediction))
+
+    def release_orphans(self) -> list[Any]:
+        frame_ids = self.held.frames(self.gate.waiting_for_prediction)
+        for frame_id in frame_ids:
+            self.gate.forget(frame_id)
+        return self.held.release(frame_ids)
+
+    def settle(self, decisions: list[GateDecision], release: list[Any] | None = None) -> GateStep:
+        """Kafka records for the decisions (quarantined ones stored in Redis first), and the
+        input records that nothing in the gate waits on any more."""
         out: list[Outgoing] = []
         held = []
         alerts = self._silence(decisions)
@@ -124,7 +180,8 @@ class GateRunner:
             held.append((record, prediction, frame))
             out.append((quarantine_topic, key, encode(record)))
         self.store.hold(held)
-        return out, alerts
+        done = (release or []) + self.held.settled(self.gate.waiting)
+        return GateStep(out, alerts, done)
 
     def _silence(self, decisions: list[GateDecision]) -> list[Alert]:
         """A critical alert when a required monitor stops answering, once per silence."""
@@ -170,12 +227,22 @@ def runner() -> GateRunner:
     return GateRunner(app_settings, store)
 
 
-async def _publish(result: tuple[list[Outgoing], list[Alert]]) -> None:
-    records, alerts = result
-    for topic, key, value in records:
+def acknowledge(events: list[faust.EventT]) -> None:
+    """Acknowledge events the gate held (see :func:`gate_predictions`)."""
+    for event in events:
+        message = event.message
+        if event.ack():  # the last reference: the offset may now be committed
+            app.sensors.on_message_out(message.tp, message.offset, message)
+
+
+async def _finish(step: GateStep) -> None:
+    """Send the step's records and alerts, then acknowledge what it released: at least once,
+    never an acknowledgement before the outcome it stands for is sent."""
+    for topic, key, value in step.records:
         await topic.send(key=key, value=value)
-    for alert in alerts:
+    for alert in step.alerts:
         await raise_alert(alert)
+    acknowledge(step.release)
 
 
 async def gate_predictions(stream: faust.StreamT) -> None:
@@ -184,15 +251,52 @@ async def gate_predictions(stream: faust.StreamT) -> None:
     async for events in stream.take_events(
         app_settings.worker_batch_size, within=app_settings.worker_batch_wait_s
     ):
-        batch = [(e.message.topic, e.message.value or b"") for e in events]
-        await _publish(await loop.run_in_executor(_pool, gate.absorb, batch))
+        for event in events:
+            # One more reference, so that take_events' own acknowledgement after this
+            # batch leaves the message unacknowledged until the gate releases it.
+            event.message.incref()
+        batch = [(e.message.topic, e.message.value or b"", e) for e in events]
+        await _finish(await loop.run_in_executor(_pool, gate.absorb, batch))
 
 
 async def expire_deadlines() -> None:
     """Decide the predictions whose signals did not all come in time."""
     loop = asyncio.get_running_loop()
     gate = await loop.run_in_executor(_pool, runner)
-    await _publish(await loop.run_in_executor(_pool, gate.expire))
+    await _finish(await loop.run_in_executor(_pool, gate.expire))
+
+
+async def forget_on_rebalance(sender: faust.App, revoked: set[Any], **_: Any) -> None:
+    """Before a rebalance: forget what the gate holds and commit what it decided.
+
+    faust then seeks every partition it is given back to its committed
+    offset, so the held records come again (here or to another worker)."""
+    loop = asyncio.get_running_loop()
+    forgotten = await loop.run_in_executor(_pool, runner().forget_all)
+    await sender.consumer.commit()
+    if forgotten:
+        log.info("rebalance: %d held records left to be read again", forgotten)
+
+
+class GateHold:
+    """What the gate holds outside faust's acknowledgements, for :mod:`streams.drain`.
+
+    Read in the gate's own thread, like every other use of its state."""
+
+    async def pending(self) -> int:
+        """Predictions waiting for signals."""
+        gate = runner()
+        return await asyncio.get_running_loop().run_in_executor(_pool, len, gate.gate)
+
+    async def orphans(self) -> int:
+        """Records held only for predictions that may never come."""
+        return await asyncio.get_running_loop().run_in_executor(_pool, runner().orphans)
+
+    async def release_orphans(self) -> None:
+        """Acknowledge the orphans (once the detector is done: their frames were
+        dead-lettered, so no prediction will come)."""
+        loop = asyncio.get_running_loop()
+        acknowledge(await loop.run_in_executor(_pool, runner().release_orphans))
 
 
 if app_settings.gate:
@@ -200,3 +304,4 @@ if app_settings.gate:
     expire_deadlines = app.timer(interval=max(0.05, app_settings.gate_deadline_s / 10))(
         expire_deadlines
     )
+    app.on_partitions_revoked.connect(forget_on_rebalance)

@@ -1,8 +1,10 @@
-"""Stopping a busy worker: it drains, leaves its group, and its successor loses nothing."""
+"""Stopping a busy worker (it drains and leaves its group) or losing one (killed): either
+way its successor gives every frame an outcome."""
 
 from __future__ import annotations
 
 import signal
+import time
 import uuid
 
 from producers.frames import FrameSender, build_frame
@@ -41,3 +43,46 @@ def test_a_worker_stopped_mid_stream_exits_by_itself_and_a_new_one_finishes_the_
     finally:
         first.stop()
     assert outcomes.count == len(ids), "what the first left undone, the second did"
+
+
+def test_a_worker_killed_with_frames_in_the_gate_loses_none_of_them(
+    stack, env, settings, keyring, tmp_path
+):
+    cam = f"kill-{uuid.uuid4().hex[:8]}"
+    frames = [build_frame(cam, s, pattern_frame(s, width=320, height=240)) for s in range(60)]
+    ids = {f.frame_id for f in frames}
+    # The gate requires a monitor that is not running, so every prediction waits in it for
+    # the deadline; a short session timeout, so that the dead worker's partitions move on in
+    # seconds, not a minute.
+    held_env = {
+        **env,
+        "SECMLOPS_MONITORS": "integrity",
+        "SECMLOPS_GATE_REQUIRE": "integrity,drift.image",
+        "SECMLOPS_GATE_DEADLINE": "15",
+        "SECMLOPS_WORKER_SESSION_TIMEOUT": "8",
+    }
+    first = WorkerProcess(tmp_path / "first.log", env=held_env).start()
+    try:
+        first.wait_ready(settings)
+        with (
+            OutcomeReader(settings, terminal=True) as reader,
+            OutcomeReader(settings) as predictions,
+        ):
+            with FrameSender(settings, keyring) as sender:
+                for frame in frames:
+                    sender.send(frame)
+            assert predictions.wait(ids, timeout_s=120).count == len(ids)
+            time.sleep(4)  # past faust's commit interval (2.8 s): what it acknowledged is gone
+            first.proc.kill()  # no drain, no goodbye: SIGKILL with every frame in the gate
+            first.proc.wait(timeout=30)
+            assert reader.wait(ids, timeout_s=1).count == 0, "all were still in the gate"
+
+            second = WorkerProcess(tmp_path / "second.log", env=held_env).start()
+            try:
+                outcomes = reader.wait(ids, timeout_s=240)
+            finally:
+                second.stop()
+    finally:
+        first.stop()
+    assert outcomes.count == len(ids), "the second read them again and decided every one"
+    assert all(q.reasons == ["missing/drift.image"] for q in outcomes.quarantined.values())

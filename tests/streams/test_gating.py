@@ -216,3 +216,21 @@ def test_every_prediction_is_decided_exactly_once_in_any_arrival_order(frames, r
     assert len(gate) == 0
     if step == 0.2 and len(events) * step < 1.0:  # no deadline can have passed: all trusted
         assert all(d.outcome == "trusted" for d in decisions)
+
+
+def test_the_gate_says_what_still_waits_and_forgets_it_on_request(gate):
+    gate.add_signal(signal(1, "integrity"), now=0.0)  # before its prediction
+    gate.add_prediction(prediction(2), now=0.0)
+    assert gate.waiting(f"{1:032x}") and gate.waiting_for_prediction(f"{1:032x}")
+    assert gate.waiting(f"{2:032x}") and not gate.waiting_for_prediction(f"{2:032x}")
+    assert not gate.waiting(f"{3:032x}")
+
+    gate.forget(f"{1:032x}")
+    gate.forget(f"{2:032x}")
+    assert not gate.waiting(f"{1:032x}") and not gate.waiting(f"{2:032x}")
+    assert len(gate) == 0
+    assert gate.expire(now=100.0) == [], "forgotten, not decided"
+    # What was forgotten is read again later, and then decided as usual.
+    gate.add_prediction(prediction(2), now=200.0)
+    [decision] = [d for s in passing(2) for d in gate.add_signal(s, now=200.0)]
+    assert decision.outcome == "trusted"

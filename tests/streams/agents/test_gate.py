@@ -1,0 +1,112 @@
+"""The gate agent's runner: a frame's records stay unacknowledged until the frame is decided.
+
+Pure unit tests: the quarantine store is an in-memory stand-in, no Kafka or Redis.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.agents.gate import GateRunner
+from streams.events import Prediction, Signal, Timing, encode
+from streams.gating import GatePolicy
+from streams.settings import Settings
+from streams.topics import TOPICS
+
+MONITORS = ("integrity", "adversarial.energy")
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.held: list[str] = []
+
+    def hold(self, held) -> None:
+        self.held += [record.frame_id for record, _prediction, _frame in held]
+
+    def is_released(self, frame_id: str) -> bool:
+        return False
+
+
+def fid(n: int) -> str:
+    return f"{n:032x}"
+
+
+def prediction(n: int) -> tuple[str, bytes, str]:
+    value = Prediction(
+        frame_id=fid(n),
+        camera_id="cam",
+        seq=n,
+        capture_ts_ns=n,
+        model="pedestrian",
+        model_version="1",
+        boxes=[],
+        timing=Timing(),
+        processed_ts_ns=n,
+    )
+    return TOPICS.predictions.name, encode(value), f"p{n}"
+
+
+def signal(n: int, monitor: str, alarm: bool = False) -> tuple[str, bytes, str]:
+    value = Signal(
+        frame_id=fid(n),
+        camera_id="cam",
+        seq=n,
+        monitor=monitor,
+        score=1.0 if alarm else 0.0,
+        threshold=0.5,
+        alarm=alarm,
+        ts_ns=n,
+    )
+    return TOPICS.signals.name, encode(value), f"s{n}-{monitor}"
+
+
+@pytest.fixture
+def runner() -> GateRunner:
+    settings = Settings.from_env(
+        {"SECMLOPS_MONITORS": ",".join(MONITORS), "SECMLOPS_GATE_DEADLINE": "1"}
+    )
+    return GateRunner(settings, MemoryStore())  # type: ignore[arg-type]
+
+
+def test_a_frames_records_are_released_together_once_it_is_decided(runner):
+    step = runner.absorb([prediction(1), signal(1, "integrity")])
+    assert step.records == [] and step.release == [], "undecided: nothing acknowledged"
+    assert len(runner.held) == 2
+
+    step = runner.absorb([signal(1, "adversarial.energy")])
+    [(topic, _key, _value)] = step.records
+    assert topic.get_topic_name() == TOPICS.trusted.name
+    assert sorted(step.release) == ["p1", "s1-adversarial.energy", "s1-integrity"]
+    assert len(runner.held) == 0
+
+
+def test_records_the_gate_does_not_keep_are_released_at_once(runner):
+    junk = (TOPICS.signals.name, b"not an event", "junk")
+    frame = (TOPICS.frames.name, b"also not an event", "frame")
+    step = runner.absorb([junk, frame])
+    assert sorted(step.release) == ["frame", "junk"]
+    assert runner.invalid == 2
+
+
+def test_a_prediction_decided_at_its_deadline_releases_its_records(runner):
+    runner.absorb([prediction(1), signal(1, "integrity")])
+    runner.gate.policy = GatePolicy(runner.policy.kinds, deadline_s=1e-9)  # deadline: now
+    step = runner.expire()
+    assert [t.get_topic_name() for t, _k, _v in step.records] == [TOPICS.quarantine.name]
+    assert sorted(step.release) == ["p1", "s1-integrity"]
+
+
+def test_signals_without_a_prediction_are_orphans_until_released(runner):
+    runner.absorb([signal(1, "integrity"), signal(1, "adversarial.energy"), prediction(2)])
+    assert runner.orphans() == 2, "frame 1's signals; frame 2's prediction is no orphan"
+    assert sorted(runner.release_orphans()) == ["s1-adversarial.energy", "s1-integrity"]
+    assert runner.orphans() == 0
+    assert len(runner.held) == 1
+
+
+def test_a_rebalance_forgets_everything_held_undecided(runner):
+    runner.absorb([prediction(1), signal(2, "integrity")])
+    assert runner.forget_all() == 2
+    assert len(runner.held) == 0 and len(runner.gate) == 0
+    runner.gate.policy = GatePolicy(runner.policy.kinds, deadline_s=1e-9)
+    assert runner.expire().records == [], "forgotten frames get no outcome here"
