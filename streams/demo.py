@@ -29,8 +29,6 @@ from pathlib import Path
 
 import click
 import msgspec
-import numpy as np
-from tqdm import tqdm
 
 from model_store.registry import Registry
 from model_store.setup import setup_models
@@ -38,6 +36,7 @@ from model_store.signing import Verifier, throwaway_keys
 from producers.frames import FrameSender, build_frame
 from producers.injection import parse_spec
 from producers.injection.adversarial import Adversary
+from producers.injection.drill import Drill
 from producers.replay import Replayer, ReplayOptions
 from producers.sources import SourceFrame, open_source
 from producers.synthetic import pattern_frame
@@ -151,19 +150,17 @@ def _calibrate(settings: Settings, registry: Registry, drive: Path, version: str
     click.echo(f"  {len(states)} monitors calibrated at a 0.25 % target false-positive rate")
 
 
-def _attacked(frames: list[SourceFrame]) -> dict[int, np.ndarray]:
-    """The PGD frames, made before the replay so that it keeps the drive's pace."""
-    adversary = Adversary("hog-torch", device="cpu")
+def _attacks(frames: Iterator[SourceFrame]) -> Drill:
+    """The drill's PGD frames, made before the replay so that it keeps the drive's pace."""
     spec = parse_spec(f"pgd:eps=8/255,steps=10@{ATTACK[0]}-{ATTACK[1]}")
-    out = {}
-    for frame in tqdm(frames, desc="PGD attack", unit="frame"):
-        out[frame.number], _ = adversary.attack(frame.image, spec)
-    return out
+    attacks = Drill([spec], adversary=lambda: Adversary("hog-torch", device="cpu"))
+    attacks.prepare(frames)
+    return attacks
 
 
 def _with_drill(
     frames: Iterator[SourceFrame],
-    attacked: dict[int, np.ndarray],
+    attacks: Drill,
     drill: ModelDrill,
     caught_up: Callable[[], object],
 ) -> Iterator[SourceFrame]:
@@ -178,8 +175,10 @@ def _with_drill(
             caught_up()
             bad = drill.promote_degraded(strength=3.0)
             click.echo(f"\n  ⇄ frame {DEGRADE_AT}: degraded version {bad} promoted (drill)")
-        if frame.number in attacked:
-            frame = dataclasses.replace(frame, image=attacked[frame.number])
+        active = attacks.active(frame.camera_id, frame.number)
+        if active:
+            image, _ = attacks.perturb(frame.image, frame.number, active, frame.camera_id)
+            frame = dataclasses.replace(frame, image=image)
         yield frame
 
 
@@ -234,7 +233,7 @@ def run_demo(settings: Settings, *, frames: int = DEMO_FRAMES, keep_stack: bool 
     _calibrate(settings, registry, drive, good)
     _say(f"Attacking frames {ATTACK[0]}-{ATTACK[1] - 1}: PGD, eps 8/255, white-box against HOG")
     plan = open_source(drive, CAMERA, start=ATTACK[0], end=ATTACK[1], resize=DEMO_SIZE)
-    attacked = _attacked(list(plan.frames()))
+    attacks = _attacks(plan.frames())
     worker = WorkerProcess(settings.state_dir / "demo-worker.log")
     printer = _AlertPrinter(settings)
     drill = ModelDrill(settings, actor="demo")
@@ -261,7 +260,7 @@ def run_demo(settings: Settings, *, frames: int = DEMO_FRAMES, keep_stack: bool 
                 return progress.wait(set(sender.frame_ids), timeout_s=30)
 
             source = open_source(drive, CAMERA, start=START, end=START + frames, resize=DEMO_SIZE)
-            played = _with_drill(source.frames(), attacked, drill, caught_up)
+            played = _with_drill(source.frames(), attacks, drill, caught_up)
             replayed = Replayer(sender, ReplayOptions(speed=1.0)).run(played, total=frames)
             click.echo(f"  {replayed.sent} frames in {replayed.elapsed_s:.1f} s")
             _say("Sending two bad records: a malformed event and a frame with a corrupt JPEG")
