@@ -340,23 +340,34 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=30, help="attack every n-th frame")
     parser.add_argument("--adaptive", type=int, default=10, help="frames for the adaptive attack")
     parser.add_argument("--skip-patch", action="store_true", help="skip the slow patch attack")
+    parser.add_argument(
+        "--sections",
+        default="integrity,drift,adversarial",
+        help="which sections to run, comma-separated (default: all three)",
+    )
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    if not sections <= {"integrity", "drift", "adversarial"}:
+        parser.error(f"unknown sections: {', '.join(sorted(sections))}")
     import torch
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 0))
     t0 = time.time()
     frames = read_drive()
-    detector = TorchHog(device="cpu")
-    footage = record_footage(
-        (_source(i, f) for i, f in enumerate(frames[:SPLIT])), detector, progress=False
-    )["cam"]
     print(f"## Monitor quality on the sample drive ({len(frames)} frames, 640×360, JPEG q90)\n")
-    print("### Integrity (the drill's integrity injections, replayed in memory)\n")
-    print("\n".join(section_integrity(frames)) + "\n")
-    print("### Drift (`drift.image`, calibrated on frames 0-899)\n")
-    print("\n".join(section_drift(frames, args)) + "\n")
-    print("### Adversarial input (white-box against the torch HOG detector)\n")
-    print("\n".join(section_adversarial(frames, footage, args, detector)) + "\n")
+    if "integrity" in sections:
+        print("### Integrity (the drill's integrity injections, replayed in memory)\n")
+        print("\n".join(section_integrity(frames)) + "\n")
+    if "drift" in sections:
+        print("### Drift (`drift.image`, calibrated on frames 0-899)\n")
+        print("\n".join(section_drift(frames, args)) + "\n")
+    if "adversarial" in sections:
+        detector = TorchHog(device="cpu")
+        footage = record_footage(
+            (_source(i, f) for i, f in enumerate(frames[:SPLIT])), detector, progress=False
+        )["cam"]
+        print("### Adversarial input (white-box against the torch HOG detector)\n")
+        print("\n".join(section_adversarial(frames, footage, args, detector)) + "\n")
     print(f"_{time.time() - t0:.0f} s on {os.cpu_count()} CPU cores._")
 
 

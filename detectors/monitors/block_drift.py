@@ -9,7 +9,12 @@ PageHinkley, ADWIN and KSWIN.  An alarm needs, on one feature, a firing of
 one of the three within the last few blocks *and* a mean deviation of the
 last ``recent`` blocks above the threshold.  Hysteresis (an episode lasts
 until every deviation is below ``release * threshold``) and a refractory
-``cooldown`` make one shift one alarm episode.  The baseline keeps one
+``cooldown`` make one shift one alarm episode.  The refractory period holds
+only the features, each in its direction, that took part in the episode:
+a different change soon after (contrast falling after a brightness shift,
+sharpness rising after a blur) starts an episode of its own.  With one
+refractory period for the whole monitor, a drill of six shifts 50 frames
+apart saw only two of them (docs/eval.md).  The baseline keeps one
 scale per direction (from the upper and lower semi-variances): footage
 gets darker (shade, tunnels) far more often than brighter.
 
@@ -39,7 +44,7 @@ __all__ = ["BlockDrift"]
 _HOLD = 6  # blocks a river detector's firing stays valid as evidence
 _MIN_THRESHOLD = 5.0  # sd; a calibration never sets the threshold below it
 _CLIP = 50.0  # sd; standardised values fed to the detectors are clipped to it
-_PLAIN = ("frames", "sums", "warm", "learned", "fed", "latch", "alarming", "quiet")
+_PLAIN = ("frames", "sums", "warm", "learned", "fed", "latch", "alarming", "quiet", "episode")
 
 
 def _fit(blocks: Mapping[str, Sequence[float]], floors: Mapping[str, float]) -> dict:
@@ -55,6 +60,11 @@ def _fit(blocks: Mapping[str, Sequence[float]], floors: Mapping[str, float]) -> 
         up = math.sqrt(2 * float(np.mean(np.clip(x - mean, 0, None) ** 2)))
         baseline[name] = [mean, max(down, floor), max(up, floor)]
     return baseline
+
+
+def _way(name: str, deviation: float) -> str:
+    """A feature and the direction it moved: what a refractory period holds."""
+    return f"{name} {'up' if deviation > 0 else 'down'}"
 
 
 def _standardise(value: float, mean: float, down: float, up: float) -> float:
@@ -113,7 +123,8 @@ class BlockDrift(Monitor):
         self._recent = {name: deque(maxlen=self.recent) for name in self.features}
         self._latch = dict.fromkeys(self.features, 0)
         self._alarming = False
-        self._quiet = 0  # blocks left in the refractory period
+        self._quiet: dict[str, int] = {}  # "feature up|down" -> blocks left in its refractory
+        self._episode: list[str] = []  # the "feature up|down" of the episode under way
         self._last = Score(0.0, "", False)
         self._detectors = {name: self._build(name, []) for name in self.features}
 
@@ -151,7 +162,11 @@ class BlockDrift(Monitor):
         if not data:
             return
         for k in _PLAIN:
-            setattr(self, f"_{k}", copy.deepcopy(data[k]))
+            setattr(self, f"_{k}", copy.deepcopy(data.get(k)))
+        if not isinstance(self._quiet, dict):  # saved before refractory periods per feature
+            ways = [_way(f, d) for f in self.features for d in (1.0, -1.0)]
+            self._quiet = dict.fromkeys(ways, int(self._quiet or 0))
+        self._episode = list(self._episode or [])
         self._recent = {k: deque(v, maxlen=self.recent) for k, v in data["recent"].items()}
         self._last = Score(data["last"][0], data["last"][1], self._alarming)
         self._detectors = {k: self._build(k, self._fed.get(k, [])) for k in self.features}
@@ -210,12 +225,19 @@ class BlockDrift(Monitor):
         deviation = {k: sum(v) / len(v) for k, v in self._recent.items() if v}
         worst = max((abs(d) for d in deviation.values()), default=0.0)
         if self._alarming:
+            taking_part = [_way(k, d) for k, d in deviation.items() if abs(d) > limit]
+            self._episode += [w for w in taking_part if w not in self._episode]
             if worst <= self.release * limit:
-                self._alarming, self._quiet = False, self.cooldown
+                self._quiet.update(dict.fromkeys(self._episode, self.cooldown))
+                self._alarming, self._episode = False, []
         else:
-            self._quiet = max(0, self._quiet - 1)
-            confirmed = [k for k, d in deviation.items() if abs(d) > limit and self._latch[k]]
-            self._alarming = bool(confirmed) and self._quiet == 0
+            self._quiet = {w: n - 1 for w, n in self._quiet.items() if n > 1}
+            confirmed = [
+                _way(k, d)
+                for k, d in deviation.items()
+                if abs(d) > limit and self._latch[k] and _way(k, d) not in self._quiet
+            ]
+            self._alarming, self._episode = bool(confirmed), confirmed
         reason = ""
         if self._alarming:
             shown = sorted(deviation.items(), key=lambda kv: -abs(kv[1]))

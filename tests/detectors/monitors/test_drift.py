@@ -73,6 +73,33 @@ def test_one_lasting_shift_is_one_alarm_episode_with_a_reason() -> None:
     assert alarms[-1].reason.startswith("brightness up ")
 
 
+def episodes(flags: list[bool]) -> int:
+    return sum(1 for a, b in zip([False, *flags], flags, strict=False) if b and not a)
+
+
+@pytest.mark.parametrize(
+    ("second", "expected"),
+    [
+        ((1, -12.0), 2),  # contrast falls: another change, an episode of its own
+        ((0, -40.0), 2),  # brightness falls: the same feature, the other way
+        ((0, +40.0), 1),  # brightness rises again: the first shift's refractory holds it
+    ],
+)
+def test_a_different_shift_soon_after_the_first_is_an_episode_of_its_own(
+    second: tuple[int, float], expected: int
+) -> None:
+    rows = ar1_stream(4000, seed=3)
+    feature, delta = second
+    for t in range(3000, 3100):  # brightness +40 (about 6 sd), then 50 clean frames
+        rows[t][FEATURES[0]] += 40.0
+    for t in range(3150, 3250):  # well inside the first episode's 300-frame refractory
+        rows[t][FEATURES[feature]] += delta
+    monitor = ImageDrift()
+    monitor.calibrate_features(rows[:2000], target_fpr=0.01)
+    flags = [monitor.update_features(row).alarm for row in rows[2000:]]
+    assert episodes(flags) == expected
+
+
 def test_uncalibrated_it_bootstraps_a_baseline_and_uses_the_default_threshold() -> None:
     rows = ar1_stream(2500, seed=11, shift_at=2000)
     monitor = ImageDrift()
