@@ -90,7 +90,7 @@ class BlockDrift(Monitor):
         warmup: int = 120,
         margin: float | None = None,
         release: float = 0.5,
-        cooldown: int = 60,
+        cooldown: int = 30,
         memory: int = 200,
         default_threshold: float = 5.0,
         seed: int = 0,

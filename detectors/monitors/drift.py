@@ -96,8 +96,8 @@ class ImageDrift(BlockDrift):
         Blocks that bootstrap the baseline when uncalibrated (120).
     margin, release, cooldown
         Calibration's factor on the clean quantile (``default_margin``); the fraction of
-        the threshold that ends an episode (0.5); blocks after an episode
-        in which none starts (60).
+        the threshold that ends an episode (0.5); blocks after an episode in which
+        its features, each in the direction it moved, start no new one (30).
     memory
         Most block values kept per feature to rebuild the detectors (200).
     default_threshold, threshold

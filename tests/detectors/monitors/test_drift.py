@@ -92,7 +92,7 @@ def test_a_different_shift_soon_after_the_first_is_an_episode_of_its_own(
     feature, delta = second
     for t in range(3000, 3100):  # brightness +40 (about 6 sd), then 50 clean frames
         rows[t][FEATURES[0]] += 40.0
-    for t in range(3150, 3250):  # well inside the first episode's 300-frame refractory
+    for t in range(3150, 3250):  # inside the first episode's refractory (30 blocks, 150 frames)
         rows[t][FEATURES[feature]] += delta
     monitor = ImageDrift()
     monitor.calibrate_features(rows[:2000], target_fpr=0.01)
