@@ -6,11 +6,23 @@ from __future__ import annotations
 import signal
 import time
 import uuid
+from pathlib import Path
 
 from producers.frames import FrameSender, build_frame
 from producers.synthetic import pattern_frame
-from streams.outcome_reader import OutcomeReader
+from streams.outcome_reader import OutcomeReader, Outcomes
 from streams.worker import WorkerProcess
+
+
+def finish_with_a_second_worker(
+    reader: OutcomeReader, ids: set[str], env: dict[str, str], tmp_path: Path, timeout_s: float
+) -> Outcomes:
+    """Start a second worker and collect, through ``reader``, every frame's outcome."""
+    second = WorkerProcess(tmp_path / "second.log", env=env).start()
+    try:
+        return reader.wait(ids, timeout_s=timeout_s)
+    finally:
+        second.stop()
 
 
 def test_a_worker_stopped_mid_stream_exits_by_itself_and_a_new_one_finishes_the_work(
@@ -35,11 +47,7 @@ def test_a_worker_stopped_mid_stream_exits_by_itself_and_a_new_one_finishes_the_
             assert "drained in" in log, "took no new frames and let those in flight finish"
             assert "LeaveGroup request succeeded" in log, "left its group: no rebalance wait"
 
-            second = WorkerProcess(tmp_path / "second.log", env=busy_env).start()
-            try:
-                outcomes = reader.wait(ids, timeout_s=180)
-            finally:
-                second.stop()
+            outcomes = finish_with_a_second_worker(reader, ids, busy_env, tmp_path, 180)
     finally:
         first.stop()
     assert outcomes.count == len(ids), "what the first left undone, the second did"
@@ -77,11 +85,7 @@ def test_a_worker_killed_with_frames_in_the_gate_loses_none_of_them(
             first.proc.wait(timeout=30)
             assert reader.wait(ids, timeout_s=1).count == 0, "all were still in the gate"
 
-            second = WorkerProcess(tmp_path / "second.log", env=held_env).start()
-            try:
-                outcomes = reader.wait(ids, timeout_s=240)
-            finally:
-                second.stop()
+            outcomes = finish_with_a_second_worker(reader, ids, held_env, tmp_path, 240)
     finally:
         first.stop()
     assert outcomes.count == len(ids), "the second read them again and decided every one"

@@ -8,10 +8,12 @@ from __future__ import annotations
 import pytest
 
 from streams.agents.gate import GateRunner
-from streams.events import Prediction, Signal, Timing, encode
+from streams.events import encode
 from streams.gating import GatePolicy
 from streams.settings import Settings
 from streams.topics import TOPICS
+from tests.streams.test_gating import prediction as make_prediction
+from tests.streams.test_gating import signal as make_signal
 
 MONITORS = ("integrity", "adversarial.energy")
 
@@ -27,37 +29,12 @@ class MemoryStore:
         return False
 
 
-def fid(n: int) -> str:
-    return f"{n:032x}"
-
-
 def prediction(n: int) -> tuple[str, bytes, str]:
-    value = Prediction(
-        frame_id=fid(n),
-        camera_id="cam",
-        seq=n,
-        capture_ts_ns=n,
-        model="pedestrian",
-        model_version="1",
-        boxes=[],
-        timing=Timing(),
-        processed_ts_ns=n,
-    )
-    return TOPICS.predictions.name, encode(value), f"p{n}"
+    return TOPICS.predictions.name, encode(make_prediction(n)), f"p{n}"
 
 
-def signal(n: int, monitor: str, alarm: bool = False) -> tuple[str, bytes, str]:
-    value = Signal(
-        frame_id=fid(n),
-        camera_id="cam",
-        seq=n,
-        monitor=monitor,
-        score=1.0 if alarm else 0.0,
-        threshold=0.5,
-        alarm=alarm,
-        ts_ns=n,
-    )
-    return TOPICS.signals.name, encode(value), f"s{n}-{monitor}"
+def signal(n: int, monitor: str) -> tuple[str, bytes, str]:
+    return TOPICS.signals.name, encode(make_signal(n, monitor)), f"s{n}-{monitor}"
 
 
 @pytest.fixture
