@@ -13,8 +13,9 @@ So the first SIGTERM (or SIGINT) pauses the frame partitions only, keeps
 fetching predictions and signals, and waits until nothing is left: no
 unacknowledged message and no prediction pending in the gate, for a whole
 ``quiet_s``.  Signals the gate still holds for predictions that never came
-(their frames were dead-lettered) are then acknowledged, and faust's stop
-runs with nothing in flight.  A stop that takes longer than ``timeout_s``
+(their frames were dead-lettered) are then acknowledged, ``on_drained`` runs
+(the monitors save their state), and faust's stop runs with nothing in
+flight.  A stop that takes longer than ``timeout_s``
 goes ahead anyway (logged); a second signal stops at once.  Either way what
 was not decided stays unacknowledged, so its offsets are not committed and
 the next worker reads it again (:mod:`streams.held`).
@@ -26,6 +27,7 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import faust
@@ -76,10 +78,12 @@ class DrainingWorker(faust.Worker):
         hold: Hold,
         timeout_s: float,
         quiet_s: float = 1.0,
+        on_drained: Callable[[], Awaitable[None]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(app, **kwargs)
         self._hold = hold
+        self._on_drained = on_drained
         self._drain_timeout_s = timeout_s
         self._quiet_s = quiet_s
         self._draining = False
@@ -124,6 +128,8 @@ class DrainingWorker(faust.Worker):
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since >= self._quiet_s:
                 await self._hold.release_orphans()
+                if self._on_drained is not None:
+                    await self._on_drained()
                 log.info("drained in %.1f s; stopping", time.monotonic() - began)
                 return
             await asyncio.sleep(0.1)

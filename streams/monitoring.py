@@ -35,23 +35,49 @@ class MonitorBank:
     """
 
     def __init__(
-        self, cls: type[Monitor], calibrations: Mapping[str, Mapping[str, Any]] | None = None
+        self,
+        cls: type[Monitor],
+        calibrations: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        resume: Callable[[str], Mapping[str, Any] | None] | None = None,
     ) -> None:
         self.cls = cls
         self.name = cls.name
         self._calibrations = dict(calibrations or {})
         self._cameras: dict[str, Monitor] = {}
+        self._resume = resume
+        self._touched: set[str] = set()
 
     def monitor(self, camera_id: str) -> Monitor:
-        """The camera's instance, created (and calibrated) on first use."""
+        """The camera's instance, created (calibrated, and resumed from ``resume``'s saved
+        online state, if any) on first use."""
         monitor = self._cameras.get(camera_id)
         if monitor is None:
             monitor = self.cls()
             state = self._calibrations.get(camera_id) or self._calibrations.get("*")
             if state is not None:
                 monitor.restore({**state, "online": {}})
+            saved = self._resume(camera_id) if self._resume is not None else None
+            if saved:
+                try:
+                    monitor.load_online_state(saved)
+                except Exception:  # a state it cannot read must not stop the camera's frames
+                    log.exception("%s: cannot resume %s; starting fresh", self.name, camera_id)
+                    monitor.reset()
             self._cameras[camera_id] = monitor
+        self._touched.add(camera_id)
         return monitor
+
+    def forget(self) -> None:
+        """Drop every camera's instance (each is created, and resumed, again on next use)."""
+        self._cameras.clear()
+        self._touched.clear()
+
+    def checkpoint(self) -> dict[str, dict[str, Any]]:
+        """The online state of each camera used since the last checkpoint."""
+        out = {c: self._cameras[c].online_state() for c in self._touched if c in self._cameras}
+        self._touched.clear()
+        return out
 
     def recalibrate(self, calibrations: Mapping[str, Mapping[str, Any]]) -> None:
         """New thresholds and baselines (e.g. for a new model version), keeping online state."""

@@ -143,6 +143,7 @@ class Settings:
     half: bool = True
     actor: str = "unknown"
     monitors: tuple[str, ...] = ("all",)
+    monitor_checkpoint_s: float = 10.0
     gate: bool = True
     gate_require: tuple[str, ...] | None = None
     gate_deadline_s: float = 5.0
@@ -210,6 +211,7 @@ class Settings:
             half=_choice(env, "HALF", "1", ("0", "1")) == "1",
             actor=_str(env, "ACTOR") or env.get("USER") or "unknown",
             monitors=_names(env, "MONITORS", "all"),
+            monitor_checkpoint_s=_float(env, "MONITOR_CHECKPOINT", 10.0, 0.0, 86400.0),
             gate=_choice(env, "GATE", "1", ("0", "1")) == "1",
             gate_require=_names(env, "GATE_REQUIRE", "") or None,
             gate_deadline_s=_float(env, "GATE_DEADLINE", 5.0, 0.05, 3600.0),

@@ -76,6 +76,7 @@ def run_worker(loglevel: str = "info") -> None:
     worker = DrainingWorker(
         app,
         hold=streams.agents.gate.GateHold() if settings.gate else NoHold(),
+        on_drained=streams.agents.monitor.save_checkpoints,
         timeout_s=settings.worker_drain_timeout_s,
         loglevel=loglevel,
         quiet=True,

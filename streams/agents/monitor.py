@@ -17,7 +17,10 @@ throughput; sharing the thread, 0.80-0.88 (docs/benchmarks.md).  The price
 is latency: a check waits for the detector's batch in progress.
 
 Thresholds come from ``secmlops calibrate`` for the served model version
-(:mod:`streams.calibration`), re-read every ``CALIBRATION_REFRESH_S``.
+(:mod:`streams.calibration`), re-read every ``CALIBRATION_REFRESH_S``.  Each
+camera's online state is saved to Redis every ``SECMLOPS_MONITOR_CHECKPOINT``
+seconds, when the worker drains and when partitions are taken away, and a
+camera's monitor resumes from it (:mod:`streams.checkpoints`).
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
+from functools import cache, partial
+from typing import Any
 
 import faust
 import numpy as np
@@ -47,6 +52,7 @@ from streams.app import (
 )
 from streams.app import settings as app_settings
 from streams.calibration import CALIBRATION_REFRESH_S, CalibrationStore
+from streams.checkpoints import MonitorCheckpoints
 from streams.clients import redis_client
 from streams.events import encode
 from streams.monitoring import AlertTracker, Joiner, MonitorBank, to_signal
@@ -61,7 +67,7 @@ from streams.serving import ModelServer
 from streams.signing import Keyring
 from streams.topics import TOPICS
 
-__all__ = ["ENABLED", "MONITOR_AGENTS"]
+__all__ = ["ENABLED", "MONITOR_AGENTS", "save_checkpoints"]
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +141,45 @@ def _detect_in_detector_thread(server: ModelServer) -> DetectFn:
     return detect
 
 
+CHECKPOINTS = app_settings.monitor_checkpoint_s > 0
+# Per monitor: its thread, and a save of its cameras' online state (run in that thread).
+_SAVES: list[tuple[ThreadPoolExecutor, Callable[[], None]]] = []
+
+
+@cache
+def _checkpoints(name: str) -> MonitorCheckpoints:
+    return MonitorCheckpoints(redis_client(app_settings), name)
+
+
+def _resume(name: str) -> Callable[[str], dict[str, Any] | None] | None:
+    return (lambda camera_id: _checkpoints(name).load(camera_id)) if CHECKPOINTS else None
+
+
+async def save_checkpoints(*, forget: bool = False) -> None:
+    """Save every monitor's camera states now, each in its own thread (after the batch in
+    progress); with ``forget``, also drop the instances, to be resumed from Redis."""
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(loop.run_in_executor(pool, save, forget) for pool, save in _SAVES))
+
+
+async def _save_on_rebalance(sender: faust.App, revoked: set[Any], **_: Any) -> None:
+    """Before partitions move: save, and forget, so that whoever gets a camera next
+    (this worker included) resumes from the state saved here."""
+    await save_checkpoints(forget=True)
+
+
 def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
-    bank = MonitorBank(cls)
+    bank = MonitorBank(cls, resume=_resume(cls.name))
     alerts = AlertTracker(cls.kind)
     own_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"monitor-{cls.name}")
+
+    def save(forget: bool = False) -> None:
+        if CHECKPOINTS:
+            _checkpoints(cls.name).save(bank.checkpoint())
+            if forget:
+                bank.forget()
+
+    _SAVES.append((own_pool, save))
 
     async def monitor_stream(stream: faust.StreamT) -> None:
         # Keys and clients are made when the agent starts, not at import.
@@ -149,7 +190,7 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
         loop = asyncio.get_running_loop()
         # Its own copy of the model, run in the detector's thread (see the module's doc).
         detect = _detect_in_detector_thread(new_model_server()) if cls.needs_model else None
-        refreshed, version = 0.0, None
+        refreshed, version, saved = 0.0, None, time.monotonic()
         async for events in stream.take_events(
             app_settings.worker_batch_size, within=app_settings.worker_batch_wait_s
         ):
@@ -172,6 +213,9 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
                 alert = alerts.update(obs, verdict)
                 if alert is not None:
                     await raise_alert(alert)
+            if CHECKPOINTS and time.monotonic() - saved > app_settings.monitor_checkpoint_s:
+                saved = time.monotonic()
+                await loop.run_in_executor(own_pool, save)
 
     monitor_stream.__name__ = monitor_stream.__qualname__ = "monitor_" + cls.name.replace(".", "_")
     agent_name = f"streams.agents.monitor.{monitor_stream.__name__}"
@@ -179,3 +223,4 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
 
 
 MONITOR_AGENTS = {cls.name: _make_agent(cls) for cls in ENABLED}
+app.on_partitions_revoked.connect(_save_on_rebalance)

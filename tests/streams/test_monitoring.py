@@ -23,6 +23,13 @@ class Counting(Monitor):
         self.seen += 1
         return Score(float(self.seen), f"seen {self.seen}")
 
+    def online_state(self) -> dict:
+        return {"seen": self.seen}
+
+    def load_online_state(self, data) -> None:
+        if data:
+            self.seen = int(data["seen"])
+
 
 class Broken(Counting):
     name = "test.broken"
@@ -56,6 +63,22 @@ def test_recalibration_changes_thresholds_but_keeps_what_the_monitor_learned():
     bank.recalibrate({"*": Counting(threshold=1).state()})
     (verdict,) = bank.verdicts([obs("a", 3)])
     assert (verdict.score, verdict.threshold, verdict.alarm) == (4.0, 1.0, True)
+
+
+def test_a_camera_resumes_from_its_saved_state_and_checkpoints_give_what_was_used():
+    saved = {"a": {"seen": 41}, "b": {"bogus": True}}
+    bank = MonitorBank(Counting, resume=saved.get)
+    verdicts = bank.verdicts([obs("a", 0), obs("b", 0), obs("c", 0)])
+    assert [v.score for v in verdicts] == [42.0, 1.0, 1.0], "a resumed; b unreadable; c new"
+    assert bank.checkpoint() == {"a": {"seen": 42}, "b": {"seen": 1}, "c": {"seen": 1}}
+    assert bank.checkpoint() == {}, "nothing used since"
+    bank.verdicts([obs("a", 1)])
+    saved.update(checkpoint := bank.checkpoint())
+    assert checkpoint == {"a": {"seen": 43}}
+
+    bank.forget()
+    assert bank.cameras == {}
+    assert bank.verdicts([obs("a", 2)])[0].score == 44.0, "forgotten, then resumed"
 
 
 def test_a_monitor_that_raises_fails_closed_with_the_reason():
