@@ -41,6 +41,7 @@ from model_store.signing import Verifier, throwaway_keys
 from producers.frames import FrameSender, build_frame
 from producers.sources import open_source
 from streams.assets import ASSETS, fetch_asset
+from streams.checkpoints import forget_cameras
 from streams.clients import redis_client, tail
 from streams.events import Signal, decode
 from streams.outcome_reader import OutcomeReader
@@ -68,6 +69,7 @@ def pipeline(
 ) -> float:
     frames = [build_frame("bench", i, _blank()) for i in range(len(jpegs))]
     monitors = len(select(settings.monitors))
+    forget_cameras(redis_client(settings), ["bench"])  # each run starts fresh
     worker = WorkerProcess(log)
     with (
         OutcomeReader(settings) as reader,

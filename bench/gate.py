@@ -48,6 +48,7 @@ from producers.frames import FrameSender, build_frame
 from producers.sources import open_source
 from streams.assets import ASSETS, fetch_asset
 from streams.calibration import calibrate_served
+from streams.checkpoints import forget_cameras
 from streams.clients import redis_client, tail
 from streams.events import InvalidEvent, decode
 from streams.settings import Settings
@@ -110,6 +111,7 @@ def steady_rate(stamps: list[int]) -> float:
 
 def throughput(settings: Settings, keyring: Keyring, images: list, env: dict, log: Path) -> float:
     """Steady frames/s of one worker configuration on a backlog of ``images``."""
+    forget_cameras(redis_client(settings), ["bench-tput"])  # each run starts fresh
     worker = WorkerProcess(log, env=env)
     try:
         outcomes = Outcomes(settings, env["SECMLOPS_GATE"] == "1")
@@ -128,6 +130,7 @@ def latency(
     settings: Settings, keyring: Keyring, images: list, env: dict, fps: float, log: Path
 ) -> tuple[float, float]:
     """(p50, p99) ms from capture to outcome of a steady stream the worker keeps up with."""
+    forget_cameras(redis_client(settings), ["bench-lat"])  # each run starts fresh
     worker = WorkerProcess(log, env=env)
     try:
         worker.start().wait_ready(settings)

@@ -30,7 +30,7 @@ from typing import Any
 
 import redis
 
-__all__ = ["MonitorCheckpoints"]
+__all__ = ["MonitorCheckpoints", "forget_cameras"]
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +80,17 @@ class MonitorCheckpoints:
             )
             return False
         return True
+
+
+def forget_cameras(client: redis.Redis, camera_ids: list[str]) -> int:
+    """Delete every monitor's saved state of these cameras; how many states went.
+
+    For drills that replay a recorded drive again as the same camera (the
+    demo, ``secmlops eval``, the benchmarks): resumed, the last run's state
+    would call the new run's frames replayed and out of order.
+    """
+    gone = 0
+    if camera_ids:
+        for key in client.scan_iter(match=PREFIX + "*"):
+            gone += int(client.hdel(key, *camera_ids))
+    return gone

@@ -43,6 +43,7 @@ from producers.synthetic import pattern_frame
 from streams.alerts_cli import format_alert, read_alerts
 from streams.assets import ASSETS, fetch_asset
 from streams.calibration import calibrate_served
+from streams.checkpoints import forget_cameras
 from streams.clients import redis_client
 from streams.events import Frame
 from streams.model_drill import ModelDrill
@@ -234,6 +235,7 @@ def run_demo(settings: Settings, *, frames: int = DEMO_FRAMES, keep_stack: bool 
     _say(f"Attacking frames {ATTACK[0]}-{ATTACK[1] - 1}: PGD, eps 8/255, white-box against HOG")
     plan = open_source(drive, CAMERA, start=ATTACK[0], end=ATTACK[1], resize=DEMO_SIZE)
     attacks = _attacks(plan.frames())
+    forget_cameras(redis_client(settings), [CAMERA])  # each demo starts fresh
     worker = WorkerProcess(settings.state_dir / "demo-worker.log")
     printer = _AlertPrinter(settings)
     drill = ModelDrill(settings, actor="demo")

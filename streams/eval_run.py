@@ -28,6 +28,7 @@ from producers.injection.spec import PARAMS
 from producers.replay import Replayer, ReplayOptions
 from producers.sources import open_source
 from streams.calibration import calibrate_served
+from streams.checkpoints import forget_cameras
 from streams.clients import redis_client, tail
 from streams.demo import ensure_keys
 from streams.evaluation import Outcome, drift_onsets, score
@@ -182,6 +183,7 @@ def _replay(  # noqa: ANN202
         drill.prepare(frames.frames())
     click.echo(f"replaying with monitors: {monitors}", err=True)
     log = settings.state_dir / "eval-worker.log"
+    forget_cameras(redis_client(settings), [frames.camera_id])  # each run starts fresh
     worker = WorkerProcess(log, env={"SECMLOPS_MONITORS": monitors})
     if not preload:
         worker.start().wait_ready(settings)

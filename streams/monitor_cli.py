@@ -13,15 +13,38 @@ __all__ = ["calibrate", "monitors"]
 
 @click.command("monitors")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def monitors(as_json: bool) -> None:
+@click.option(
+    "--forget",
+    "forget",
+    multiple=True,
+    metavar="CAMERA",
+    help="Delete the monitors' saved state of this camera (repeatable), e.g. before "
+    "replaying a drive again as the same camera. Stop the workers first: a running one "
+    "keeps its own and saves it again.",
+)
+def monitors(as_json: bool, forget: tuple[str, ...]) -> None:
     """List the registered monitors (entry-point group secmlops.detectors) and which run.
 
     SECMLOPS_MONITORS picks them: all (default), none, or a list such as
-    'integrity,drift.image' or 'all,-adversarial.squeeze'.
+    'integrity,drift.image' or 'all,-adversarial.squeeze'.  Each monitor's
+    per-camera state is saved in Redis and resumed after a restart;
+    --forget deletes it.
     """
     from detectors.monitors.registry import MonitorLoadError, available, load, select
 
     settings = cli_settings()
+    if forget:
+        import redis
+
+        from streams.checkpoints import forget_cameras
+        from streams.clients import redis_client
+
+        try:
+            gone = forget_cameras(redis_client(settings), list(forget))
+        except redis.RedisError as exc:
+            raise click.ClickException(f"Redis at {settings.redis_url}: {exc}") from exc
+        click.echo(f"deleted {gone} saved monitor states of {', '.join(forget)}")
+        return
     try:
         enabled = {cls.name for cls in select(settings.monitors)}
         rows = [(name, load(name)) for name in available()]

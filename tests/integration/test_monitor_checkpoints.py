@@ -6,11 +6,12 @@ import uuid
 
 from producers.frames import FrameSender, build_frame
 from producers.synthetic import pattern_frame
-from streams.checkpoints import MonitorCheckpoints
+from streams.checkpoints import MonitorCheckpoints, forget_cameras
 from streams.clients import redis_client
 from streams.events import encode
 from streams.outcome_reader import OutcomeReader
 from streams.worker import WorkerProcess
+from tests.integration.conftest import secmlops
 
 
 def test_states_round_trip_through_redis_and_garbage_reads_as_none(stack, settings):
@@ -22,6 +23,8 @@ def test_states_round_trip_through_redis_and_garbage_reads_as_none(stack, settin
     assert 0 < client.ttl(store.key) <= store.ttl_s
     client.hset(store.key, "cam", b"{not json")
     assert store.load("cam") is None
+    assert forget_cameras(client, ["cam", "other", "never-seen"]) == 2
+    assert store.load("other") is None
 
 
 def test_a_restarted_worker_still_knows_the_cameras_frames(stack, env, settings, keyring, tmp_path):
@@ -54,3 +57,7 @@ def test_a_restarted_worker_still_knows_the_cameras_frames(stack, env, settings,
         second.stop()
     assert sent[5].frame_id in outcomes.quarantined, "the replay is caught across the restart"
     assert fresh.frame_id in outcomes.predictions, "frame 10 follows 9: no gap, trusted"
+
+    done = secmlops(env, "monitors", "--forget", cam)
+    assert f"deleted 1 saved monitor states of {cam}" in done.stdout
+    assert MonitorCheckpoints(redis_client(settings), "integrity").load(cam) is None
