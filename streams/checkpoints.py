@@ -17,8 +17,9 @@ dies resumes from a state up to one interval old, and the frames it reads
 again (those after the last commit) may look replayed to a state that saw
 them.  A drained stop saves last, so a planned restart resumes exactly.
 
-One Redis hash per monitor, ``secmlops:monitor-state:<monitor>``, one field
-per camera (JSON); it expires after ``ttl_s`` without a save.
+One Redis hash per camera, ``secmlops:monitor-state:<camera>``, one field
+per monitor (JSON); it expires after ``ttl_s`` without a save, so cameras
+that are gone (and the worker's warm-up cameras) do not pile up.
 """
 
 from __future__ import annotations
@@ -37,17 +38,20 @@ log = logging.getLogger(__name__)
 PREFIX = "secmlops:monitor-state:"
 
 
+def _key(camera_id: str) -> str:
+    return PREFIX + camera_id
+
+
 class MonitorCheckpoints:
     """Saves and loads one monitor's online state per camera."""
 
     def __init__(self, client: redis.Redis, monitor: str, *, ttl_s: float = 7 * 86400) -> None:
         self.client, self.monitor, self.ttl_s = client, monitor, ttl_s
-        self.key = PREFIX + monitor
 
     def load(self, camera_id: str) -> dict[str, Any] | None:
         """The camera's saved state, or None (none saved, unreadable, or Redis down)."""
         try:
-            raw = self.client.hget(self.key, camera_id)
+            raw = self.client.hget(_key(camera_id), self.monitor)
         except redis.RedisError as exc:
             log.warning("%s: cannot read the saved state of %s (%s)", self.monitor, camera_id, exc)
             return None
@@ -66,31 +70,25 @@ class MonitorCheckpoints:
         """Save the cameras' states in one round trip; False (logged) if Redis refused."""
         if not states:
             return True
-        fields = {
-            camera: json.dumps(state, separators=(",", ":")) for camera, state in states.items()
-        }
         try:
             pipe = self.client.pipeline(transaction=False)
-            pipe.hset(self.key, mapping=fields)
-            pipe.expire(self.key, int(self.ttl_s))
+            for camera_id, state in states.items():
+                pipe.hset(_key(camera_id), self.monitor, json.dumps(state, separators=(",", ":")))
+                pipe.expire(_key(camera_id), int(self.ttl_s))
             pipe.execute()
         except redis.RedisError as exc:
             log.warning(
-                "%s: could not save the state of %d cameras (%s)", self.monitor, len(fields), exc
+                "%s: could not save the state of %d cameras (%s)", self.monitor, len(states), exc
             )
             return False
         return True
 
 
 def forget_cameras(client: redis.Redis, camera_ids: list[str]) -> int:
-    """Delete every monitor's saved state of these cameras; how many states went.
+    """Delete every monitor's saved state of these cameras; how many cameras had some.
 
     For drills that replay a recorded drive again as the same camera (the
     demo, ``secmlops eval``, the benchmarks): resumed, the last run's state
     would call the new run's frames replayed and out of order.
     """
-    gone = 0
-    if camera_ids:
-        for key in client.scan_iter(match=PREFIX + "*"):
-            gone += int(client.hdel(key, *camera_ids))
-    return gone
+    return int(client.delete(*map(_key, camera_ids))) if camera_ids else 0

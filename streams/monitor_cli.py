@@ -43,7 +43,10 @@ def monitors(as_json: bool, forget: tuple[str, ...]) -> None:
             gone = forget_cameras(redis_client(settings), list(forget))
         except redis.RedisError as exc:
             raise click.ClickException(f"Redis at {settings.redis_url}: {exc}") from exc
-        click.echo(f"deleted {gone} saved monitor states of {', '.join(forget)}")
+        click.echo(
+            f"deleted the saved monitor state of {gone} of {len(forget)} cameras "
+            f"({', '.join(forget)})"
+        )
         return
     try:
         enabled = {cls.name for cls in select(settings.monitors)}

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from streams.settings import Settings
@@ -132,7 +133,10 @@ class WorkerProcess:
 
         keyring = Keyring.from_settings(settings)
         with OutcomeReader(settings) as reader, FrameSender(settings, keyring) as sender:
-            frame = build_frame("warm-up", 0, pattern_frame(0, width=64, height=128))
+            # A camera of its own: monitors keep (and save) state per camera, and a second
+            # warm-up as the same camera would look replayed to them.
+            camera = f"warm-up-{uuid.uuid4().hex[:12]}"
+            frame = build_frame(camera, 0, pattern_frame(0, width=64, height=128))
             sender.send(frame)
             sender.flush()
             deadline = time.monotonic() + timeout_s

@@ -16,15 +16,17 @@ from tests.integration.conftest import secmlops
 
 def test_states_round_trip_through_redis_and_garbage_reads_as_none(stack, settings):
     client = redis_client(settings)
-    store = MonitorCheckpoints(client, f"test-{uuid.uuid4().hex[:8]}")
-    assert store.load("cam") is None
-    assert store.save({"cam": {"last_seq": 9, "ids": ["a", "b"]}, "other": {}})
-    assert store.load("cam") == {"last_seq": 9, "ids": ["a", "b"]}
-    assert 0 < client.ttl(store.key) <= store.ttl_s
-    client.hset(store.key, "cam", b"{not json")
-    assert store.load("cam") is None
-    assert forget_cameras(client, ["cam", "other", "never-seen"]) == 2
-    assert store.load("other") is None
+    cam, other = (f"{name}-{uuid.uuid4().hex[:8]}" for name in ("cam", "other"))
+    store = MonitorCheckpoints(client, "test.monitor")
+    assert store.load(cam) is None
+    assert store.save({cam: {"last_seq": 9, "ids": ["a", "b"]}, other: {}})
+    assert store.load(cam) == {"last_seq": 9, "ids": ["a", "b"]}
+    assert MonitorCheckpoints(client, "another.monitor").load(cam) is None
+    assert 0 < client.ttl(f"secmlops:monitor-state:{cam}") <= store.ttl_s
+    client.hset(f"secmlops:monitor-state:{cam}", "test.monitor", b"{not json")
+    assert store.load(cam) is None
+    assert forget_cameras(client, [cam, other, "never-seen"]) == 2
+    assert store.load(other) is None
 
 
 def test_a_restarted_worker_still_knows_the_cameras_frames(stack, env, settings, keyring, tmp_path):
@@ -59,5 +61,5 @@ def test_a_restarted_worker_still_knows_the_cameras_frames(stack, env, settings,
     assert fresh.frame_id in outcomes.predictions, "frame 10 follows 9: no gap, trusted"
 
     done = secmlops(env, "monitors", "--forget", cam)
-    assert f"deleted 1 saved monitor states of {cam}" in done.stdout
+    assert f"deleted the saved monitor state of 1 of 1 cameras ({cam})" in done.stdout
     assert MonitorCheckpoints(redis_client(settings), "integrity").load(cam) is None

@@ -1,0 +1,78 @@
+"""A second worker joining while frames wait in the gate: partitions move, and each frame is
+decided once, by whoever owns it after the move."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+import uuid
+
+from producers.frames import FrameSender, build_frame
+from producers.synthetic import pattern_frame
+from streams.outcome_reader import OutcomeReader
+from streams.worker import WorkerProcess
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rebalanced(worker: WorkerProcess, timeout_s: float) -> bool:
+    """Wait until ``worker`` has given up its partitions a second time (a member joined)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if worker.log_path.read_text(errors="replace").count("Revoking previously") >= 2:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_frames_waiting_in_the_gate_when_partitions_move_are_decided_once(
+    stack, env, settings, keyring, tmp_path
+):
+    run = uuid.uuid4().hex[:6]
+    cameras = [f"rebal-{run}-{k}" for k in range(6)]  # spread over the 4 partitions
+    frames = [
+        build_frame(cam, s, pattern_frame(s, width=160, height=128))
+        for s in range(10)
+        for cam in cameras
+    ]
+    ids = {f.frame_id for f in frames}
+    # The gate requires a monitor that is not running: every prediction waits in it for
+    # the deadline, so the rebalance comes while the first worker holds all of them.
+    held_env = {
+        **env,
+        "SECMLOPS_MONITORS": "integrity",
+        "SECMLOPS_GATE_REQUIRE": "integrity,drift.image",
+        "SECMLOPS_GATE_DEADLINE": "20",
+    }
+    first = WorkerProcess(tmp_path / "first.log", env=held_env).start()
+    # Two workers on one host need two web ports.
+    second_env = {**held_env, "SECMLOPS_WORKER_WEB_PORT": str(free_port())}
+    second = WorkerProcess(tmp_path / "second.log", env=second_env)
+    try:
+        first.wait_ready(settings)
+        with (
+            OutcomeReader(settings, terminal=True) as reader,
+            OutcomeReader(settings) as predictions,
+        ):
+            with FrameSender(settings, keyring) as sender:
+                for frame in frames:
+                    sender.send(frame)
+            assert predictions.wait(ids, timeout_s=120).count == len(ids)
+            second.start()  # joins the group: the partitions are shared out again
+            assert rebalanced(first, timeout_s=60), "the second worker joined the group"
+            outcomes = reader.wait(ids, timeout_s=180)
+            late = reader.wait(ids, timeout_s=25)  # a second decision would come by now
+    finally:
+        second.stop()
+        first.stop()
+    log = first.log_path.read_text(errors="replace")
+    forgotten = [int(n) for n in re.findall(r"rebalance: (\d+) held records", log)]
+    assert forgotten and max(forgotten) > 0, "the rebalance came while the gate held frames"
+    assert outcomes.count == len(ids), "every frame has an outcome"
+    assert outcomes.duplicates == 0 and late.count == 0, "forgotten by the first, decided once"
+    assert all(q.reasons == ["missing/drift.image"] for q in outcomes.quarantined.values())
