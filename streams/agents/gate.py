@@ -143,6 +143,10 @@ class GateRunner:
             self.gate.forget(frame_id)
         return count
 
+    def pending(self) -> int:
+        """Predictions waiting for their signals."""
+        return len(self.gate)
+
     def orphans(self) -> int:
         """Records held only as signals whose prediction has not come (on a drain, once the
         detector is done, it never will: the frame was dead-lettered)."""
@@ -223,6 +227,9 @@ _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate")
 
 @cache
 def runner() -> GateRunner:
+    """The worker's one gate.  Call it only in ``_pool``'s thread (see :func:`_in_gate`):
+    ``cache`` is not a lock, and two first calls racing from two threads made two gates,
+    one fed by the agent and one expired by the timer, so missing signals never expired."""
     store = QuarantineStore(redis_client(app_settings), app_settings.quarantine_retention_s)
     return GateRunner(app_settings, store)
 
@@ -233,6 +240,13 @@ def acknowledge(events: list[faust.EventT]) -> None:
         message = event.message
         if event.ack():  # the last reference: the offset may now be committed
             app.sensors.on_message_out(message.tp, message.offset, message)
+
+
+async def _in_gate(method: str) -> Any:
+    """Call a method of the gate in the gate's own thread."""
+    return await asyncio.get_running_loop().run_in_executor(
+        _pool, lambda: getattr(runner(), method)()
+    )
 
 
 async def _finish(step: GateStep) -> None:
@@ -271,8 +285,7 @@ async def forget_on_rebalance(sender: faust.App, revoked: set[Any], **_: Any) ->
 
     faust then seeks every partition it is given back to its committed
     offset, so the held records come again (here or to another worker)."""
-    loop = asyncio.get_running_loop()
-    forgotten = await loop.run_in_executor(_pool, runner().forget_all)
+    forgotten = await _in_gate("forget_all")
     await sender.consumer.commit()
     if forgotten:
         log.info("rebalance: %d held records left to be read again", forgotten)
@@ -285,18 +298,16 @@ class GateHold:
 
     async def pending(self) -> int:
         """Predictions waiting for signals."""
-        gate = runner()
-        return await asyncio.get_running_loop().run_in_executor(_pool, len, gate.gate)
+        return await _in_gate("pending")
 
     async def orphans(self) -> int:
         """Records held only for predictions that may never come."""
-        return await asyncio.get_running_loop().run_in_executor(_pool, runner().orphans)
+        return await _in_gate("orphans")
 
     async def release_orphans(self) -> None:
         """Acknowledge the orphans (once the detector is done: their frames were
         dead-lettered, so no prediction will come)."""
-        loop = asyncio.get_running_loop()
-        acknowledge(await loop.run_in_executor(_pool, runner().release_orphans))
+        acknowledge(await _in_gate("release_orphans"))
 
 
 if app_settings.gate:

@@ -153,3 +153,27 @@ def secmlops(env: dict[str, str], *args: str, check: bool = True, timeout: float
         timeout=timeout,
         check=check,
     )
+
+
+def gate_holding_env(env: dict[str, str], deadline_s: float) -> dict[str, str]:
+    """Worker settings under which every prediction waits in the gate for ``deadline_s``:
+    the gate requires a monitor (``drift.image``) that no worker runs."""
+    return {
+        **env,
+        "SECMLOPS_MONITORS": "integrity",
+        "SECMLOPS_GATE_REQUIRE": "integrity,drift.image",
+        "SECMLOPS_GATE_DEADLINE": str(deadline_s),
+    }
+
+
+def send_until_predicted(settings: Settings, keyring: Keyring, frames: list) -> None:
+    """Send ``frames`` and wait until the detector has predicted every one of them."""
+    from producers.frames import FrameSender
+    from streams.outcome_reader import OutcomeReader
+
+    ids = {frame.frame_id for frame in frames}
+    with OutcomeReader(settings) as predictions:
+        with FrameSender(settings, keyring) as sender:
+            for frame in frames:
+                sender.send(frame)
+        assert predictions.wait(ids, timeout_s=120).count == len(ids)

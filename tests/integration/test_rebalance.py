@@ -8,10 +8,11 @@ import socket
 import time
 import uuid
 
-from producers.frames import FrameSender, build_frame
+from producers.frames import build_frame
 from producers.synthetic import pattern_frame
 from streams.outcome_reader import OutcomeReader
 from streams.worker import WorkerProcess
+from tests.integration.conftest import gate_holding_env, send_until_predicted
 
 
 def free_port() -> int:
@@ -41,28 +42,17 @@ def test_frames_waiting_in_the_gate_when_partitions_move_are_decided_once(
         for cam in cameras
     ]
     ids = {f.frame_id for f in frames}
-    # The gate requires a monitor that is not running: every prediction waits in it for
-    # the deadline, so the rebalance comes while the first worker holds all of them.
-    held_env = {
-        **env,
-        "SECMLOPS_MONITORS": "integrity",
-        "SECMLOPS_GATE_REQUIRE": "integrity,drift.image",
-        "SECMLOPS_GATE_DEADLINE": "20",
-    }
+    # Every prediction waits in the gate for the deadline, so the rebalance comes while the
+    # first worker holds all of them.
+    held_env = gate_holding_env(env, deadline_s=20)
     first = WorkerProcess(tmp_path / "first.log", env=held_env).start()
     # Two workers on one host need two web ports.
     second_env = {**held_env, "SECMLOPS_WORKER_WEB_PORT": str(free_port())}
     second = WorkerProcess(tmp_path / "second.log", env=second_env)
     try:
         first.wait_ready(settings)
-        with (
-            OutcomeReader(settings, terminal=True) as reader,
-            OutcomeReader(settings) as predictions,
-        ):
-            with FrameSender(settings, keyring) as sender:
-                for frame in frames:
-                    sender.send(frame)
-            assert predictions.wait(ids, timeout_s=120).count == len(ids)
+        with OutcomeReader(settings, terminal=True) as reader:
+            send_until_predicted(settings, keyring, frames)
             second.start()  # joins the group: the partitions are shared out again
             assert rebalanced(first, timeout_s=60), "the second worker joined the group"
             outcomes = reader.wait(ids, timeout_s=180)

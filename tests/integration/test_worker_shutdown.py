@@ -12,6 +12,7 @@ from producers.frames import FrameSender, build_frame
 from producers.synthetic import pattern_frame
 from streams.outcome_reader import OutcomeReader, Outcomes
 from streams.worker import WorkerProcess
+from tests.integration.conftest import gate_holding_env, send_until_predicted
 
 
 def finish_with_a_second_worker(
@@ -59,27 +60,14 @@ def test_a_worker_killed_with_frames_in_the_gate_loses_none_of_them(
     cam = f"kill-{uuid.uuid4().hex[:8]}"
     frames = [build_frame(cam, s, pattern_frame(s, width=320, height=240)) for s in range(60)]
     ids = {f.frame_id for f in frames}
-    # The gate requires a monitor that is not running, so every prediction waits in it for
-    # the deadline; a short session timeout, so that the dead worker's partitions move on in
-    # seconds, not a minute.
-    held_env = {
-        **env,
-        "SECMLOPS_MONITORS": "integrity",
-        "SECMLOPS_GATE_REQUIRE": "integrity,drift.image",
-        "SECMLOPS_GATE_DEADLINE": "15",
-        "SECMLOPS_WORKER_SESSION_TIMEOUT": "8",
-    }
+    # Every prediction waits in the gate for the deadline; a short session timeout, so that
+    # the dead worker's partitions move on in seconds, not a minute.
+    held_env = {**gate_holding_env(env, deadline_s=15), "SECMLOPS_WORKER_SESSION_TIMEOUT": "8"}
     first = WorkerProcess(tmp_path / "first.log", env=held_env).start()
     try:
         first.wait_ready(settings)
-        with (
-            OutcomeReader(settings, terminal=True) as reader,
-            OutcomeReader(settings) as predictions,
-        ):
-            with FrameSender(settings, keyring) as sender:
-                for frame in frames:
-                    sender.send(frame)
-            assert predictions.wait(ids, timeout_s=120).count == len(ids)
+        with OutcomeReader(settings, terminal=True) as reader:
+            send_until_predicted(settings, keyring, frames)
             time.sleep(4)  # past faust's commit interval (2.8 s): what it acknowledged is gone
             first.proc.kill()  # no drain, no goodbye: SIGKILL with every frame in the gate
             first.proc.wait(timeout=30)
