@@ -275,9 +275,7 @@ async def gate_predictions(stream: faust.StreamT) -> None:
 
 async def expire_deadlines() -> None:
     """Decide the predictions whose signals did not all come in time."""
-    loop = asyncio.get_running_loop()
-    gate = await loop.run_in_executor(_pool, runner)
-    await _finish(await loop.run_in_executor(_pool, gate.expire))
+    await _finish(await _in_gate("expire"))
 
 
 async def forget_on_rebalance(sender: faust.App, revoked: set[Any], **_: Any) -> None:
