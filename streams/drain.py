@@ -15,10 +15,10 @@ unacknowledged message and no prediction pending in the gate, for a whole
 ``quiet_s``.  Signals the gate still holds for predictions that never came
 (their frames were dead-lettered) are then acknowledged, ``on_drained`` runs
 (the monitors save their state), and faust's stop runs with nothing in
-flight.  A stop that takes longer than ``timeout_s``
-goes ahead anyway (logged); a second signal stops at once.  Either way what
-was not decided stays unacknowledged, so its offsets are not committed and
-the next worker reads it again (:mod:`streams.held`).
+flight.  A stop that takes longer than ``timeout_s`` goes ahead anyway
+(logged); a second signal stops at once.  Either way what was not decided
+stays unacknowledged, so its offsets are not committed and the next worker
+reads it again (:mod:`streams.held`).
 """
 
 from __future__ import annotations

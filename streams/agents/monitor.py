@@ -143,7 +143,7 @@ def _detect_in_detector_thread(server: ModelServer) -> DetectFn:
 
 CHECKPOINTS = app_settings.monitor_checkpoint_s > 0
 # Per monitor: its thread, and a save of its cameras' online state (run in that thread).
-_SAVES: list[tuple[ThreadPoolExecutor, Callable[[], None]]] = []
+_SAVES: list[tuple[ThreadPoolExecutor, Callable[[bool], None]]] = []
 
 
 @cache
