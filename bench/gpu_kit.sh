@@ -35,7 +35,7 @@ cp -r "$CACHE/assets/sample-drive" "$CACHE/assets/ssdlite-graph" "$KIT/part1/cac
 echo "wheels for CPython 3.12 (versions from constraints.txt)"
 pin() { grep -i "^$1==" constraints.txt; }
 MISSING="aiohttp-cors aiokafka async-timeout cffi colorlog crc32c croniter cryptography \
-  faust-streaming intervaltree kafka-python mode-streaming msgspec pycparser redis river \
+  faust-streaming intervaltree kafka-python mode-streaming msgspec pycparser pytz redis river \
   terminaltables venusian"
 $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \

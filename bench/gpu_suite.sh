@@ -8,7 +8,7 @@
 # it adds the real-stack pipeline runs (Kafka + Redis + worker, monitors off and on) when
 # `unpack` ran on the same machine before.  Each benchmark writes Markdown to $OUT.
 # GPU_SUITE_DEVICE=cpu and GPU_SUITE_FRAMES=N run the same steps small on a CPU machine.
-# The steps' time limits add up to 300 s (issue 7: the GPU benchmark within 5 minutes);
+# The steps' time limits add up to 445 s (issue 7 asks for 5 minutes: see docs/benchmarks.md);
 # a step that runs out is reported as exit 124 and the next one starts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -44,16 +44,16 @@ case "${1:-}" in
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
     began=$(date +%s)
     batches=1,8,32,64,128,256; [ "$DEVICE" = cpu ] && batches=1,8
-    [ -n "${GPU_SUITE_SKIP_GPU:-}" ] || step gpu_detector 40 $PY bench/gpu_detector.py --device "$DEVICE" --seconds 1.5 --batches $batches
-    [ -n "${GPU_SUITE_SKIP_GPU:-}" ] || step monitor_cost 40 $PY bench/monitor_cost.py --device "$DEVICE" --detectors ssdlite \
-      --frames $((FRAMES < 1024 ? FRAMES : 1024)) --batch 64 --repeats 3
+    [ -n "${GPU_SUITE_SKIP_GPU:-}" ] || step gpu_detector 75 $PY bench/gpu_detector.py --device "$DEVICE" --seconds 1.0 --batches $batches
+    [ -n "${GPU_SUITE_SKIP_GPU:-}" ] || step monitor_cost 60 $PY bench/monitor_cost.py --device "$DEVICE" --detectors ssdlite \
+      --frames $((FRAMES < 512 ? FRAMES : 512)) --batch 64 --repeats 1
     if [ -x "$KIT/jre/bin/java" ]; then
       for monitors in none all; do
-        step "pipeline_$monitors" 50 $PY bench/detector.py --device "$DEVICE" --models ssdlite \
+        step "pipeline_$monitors" 80 $PY bench/detector.py --device "$DEVICE" --models ssdlite \
           --frames "$FRAMES" --repeats 1 --preload --batch 64 --monitors $monitors
       done
       # Capture to trusted outcome, gate and monitors on and off (issue 7's GPU figures).
-      step gate 120 $PY bench/gate.py --device "$DEVICE" --batch 64 --size 640x360 \
+      step gate 150 $PY bench/gate.py --device "$DEVICE" --batch 64 --size 640x360 \
         --frames $((FRAMES < 1000 ? FRAMES : 1000)) --latency-frames 150 --fps 30 --repeats 1
     else
       echo "no Java runtime in $KIT: run 'unpack' first on this machine for the pipeline runs"
