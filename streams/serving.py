@@ -140,12 +140,16 @@ class ModelServer:
         detector = build_detector(
             artifact, self.registry.verifier, version=version, device=self.device, half=self.half
         )
+        # On CUDA, compile every padded batch size now rather than on a frame's time.
+        warm = getattr(detector, "warm_up", None)
+        warmed = warm() if callable(warm) else 0.0
         log.info(
-            "serving %s@%s (%s) on %s, loaded in %.2f s",
+            "serving %s@%s (%s) on %s, loaded in %.2f s (%.2f s of it warming up)",
             self.name,
             version,
             artifact.manifest["architecture"],
             self.device,
             time.perf_counter() - t0,
+            warmed,
         )
         return Served(version, detector)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from detectors.models.base import empty_detections
+from detectors.models.buckets import pad_batch
 from detectors.models.hog_search import HogSearch
 
 __all__ = ["LevelScores", "TorchHog"]
@@ -130,6 +131,7 @@ class TorchHog(HogSearch):
         win_stride, padding = self.win_stride, self.padding
         self.device = torch.device(device)
         self._chunk = _CHUNK_PIXELS if self.device.type == "cpu" else 64 * _CHUNK_PIXELS
+        self.pad = self.device.type == "cuda"  # few shapes for cuDNN (models/buckets.py)
         self._stride = math.gcd(win_stride, _CELL)  # blocks are computed on this grid
         self._pad = -(-padding // self._stride) * self._stride
         # Block kernel of cell (cx, cy) = outer(f[cy], f[cx]): Gaussian (σ 4, centre 8)
@@ -246,7 +248,10 @@ class TorchHog(HogSearch):
                     image = cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_REFLECT_101)
                     for c, plane in enumerate(cv2.split(image)):
                         cv2.LUT(plane, _SQRT_LUT, dst=g[k, c])
-                scores = self._scores(torch.from_numpy(g).to(self.device))
+                pixels = torch.from_numpy(g).to(self.device)
+                if self.pad:
+                    pixels = pad_batch(pixels, step)
+                scores = self._scores(pixels)[: len(chunk)]
                 b, iy, ix = torch.nonzero(scores >= self.hit_threshold, as_tuple=True)
                 values = scores[b, iy, ix].cpu().numpy()
                 b, iy, ix = b.cpu().numpy() + start, iy.cpu().numpy(), ix.cpu().numpy()

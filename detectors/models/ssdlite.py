@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +33,7 @@ from torch import nn
 from torchvision.ops import batched_nms
 
 from detectors.models.base import empty_detections
+from detectors.models.buckets import bucket_sizes, pad_batch
 from detectors.models.mobilenetv2 import MobileNetV2, SameConv2d
 
 __all__ = ["SSDLite", "SSDLiteDetector"]
@@ -261,6 +263,9 @@ class SSDLiteDetector:
     Images of the same size are stacked into batches of up to ``max_batch`` (default 2 on a
     CPU, where bigger batches fall out of the cache and get slower per frame, 64 on a GPU);
     ``half`` runs the network in fp16 (meant for CUDA) while pre- and postprocessing stay fp32.
+    On CUDA each batch is padded to a power of two (:mod:`detectors.models.buckets`), and
+    :meth:`warm_up` runs every such size once, so that no frame waits for cuDNN to plan
+    a new shape.
     """
 
     name = "ssdlite-mobilenetv2"
@@ -273,6 +278,7 @@ class SSDLiteDetector:
             self.model.to_half()
         self.version, self.half = version, half
         self.max_batch = max_batch or (2 if self.device.type == "cpu" else 64)
+        self.pad = self.device.type == "cuda"
 
     @classmethod
     def from_state(cls, state: Mapping[str, torch.Tensor], manifest: Mapping[str, Any], *,
@@ -300,6 +306,18 @@ class SSDLiteDetector:
             raise ValueError(f"{folder}: model.safetensors does not match its manifest's sha256")
         return cls.from_state(load(blob), manifest, device=device, half=half, **kwargs)
 
+    def warm_up(self, height: int = 360, width: int = 640) -> float:
+        """Run every padded batch size once (on CUDA; a no-op on a CPU); returns seconds.
+
+        The network sees 300×300 whatever the frame size, so one size warms all.
+        """
+        t0 = time.perf_counter()
+        if self.pad:
+            blank = torch.zeros((3, height, width), dtype=torch.uint8, device=self.device)
+            for size in bucket_sizes(self.max_batch):
+                self._detect([blank] * size)  # ends in a copy to the host: synchronous
+        return time.perf_counter() - t0
+
     def detect_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Pedestrians per BGR uint8 ``H×W×3`` image as ``(N, 5)`` float32 arrays."""
         for image in images:
@@ -322,7 +340,9 @@ class SSDLiteDetector:
                 for start in range(0, len(idx), self.max_batch):
                     chunk = idx[start : start + self.max_batch]
                     stack = torch.stack([images[i].to(self.device) for i in chunk])
-                    found = self.model(stack)
+                    if self.pad:
+                        stack = pad_batch(stack, self.max_batch)
+                    found = self.model(stack)[: len(chunk)]
                     rows = torch.cat(found).cpu().numpy()  # one device-to-host copy
                     ends = np.cumsum([len(f) for f in found])[:-1]
                     for i, part in zip(chunk, np.split(rows, ends), strict=True):

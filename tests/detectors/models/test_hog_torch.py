@@ -94,6 +94,18 @@ def test_results_are_one_float32_n_by_5_array_per_image_whatever_the_batch(drive
     assert together[3].shape == (0, 5)
 
 
+def test_padded_chunks_give_the_same_boxes(drive_frames):
+    """On CUDA each level's chunk is padded to a power of two (models/buckets.py); the
+    padding path, run here on the CPU, drops the padding frames' windows."""
+    images = [drive_frames[19], drive_frames[44], drive_frames[19]]  # 3 frames: padded to 4
+    padded = TorchHog()
+    padded.pad = True
+    for boxes, plain in zip(
+        padded.detect_batch(images), TorchHog().detect_batch(images), strict=True
+    ):
+        np.testing.assert_allclose(boxes, plain, atol=1e-4)
+
+
 def test_a_window_crop_scores_like_the_opencv_descriptor_times_the_svm(drive_frames):
     crop = np.ascontiguousarray(drive_frames[19][100:228, 300:364])
     svm = cv2.HOGDescriptor_getDefaultPeopleDetector().ravel()

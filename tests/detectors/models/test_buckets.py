@@ -1,0 +1,36 @@
+"""Batch-size buckets: few shapes for the GPU, every frame kept, padding dropped."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from detectors.models.buckets import bucket, bucket_sizes, pad_batch
+
+
+def test_a_batch_is_padded_to_the_next_power_of_two_but_never_past_the_largest():
+    assert [bucket(n, 64) for n in (1, 2, 3, 4, 5, 17, 33, 63, 64)] == [
+        1, 2, 4, 4, 8, 32, 64, 64, 64,
+    ]  # fmt: skip
+    assert bucket(40, 48) == 48 and bucket(6, 6) == 6
+
+
+def test_the_sizes_to_warm_up_are_every_bucket_a_batch_can_land_in():
+    for largest in (1, 2, 3, 48, 64, 100):
+        sizes = bucket_sizes(largest)
+        assert sizes == sorted({bucket(n, largest) for n in range(1, largest + 1)})
+        assert sizes[-1] == largest and len(sizes) <= largest.bit_length() + 1
+
+
+@pytest.mark.parametrize("n", [0, 65])
+def test_a_batch_that_is_empty_or_too_big_is_refused(n):
+    with pytest.raises(ValueError, match="does not fit"):
+        bucket(n, 64)
+
+
+def test_padding_appends_zero_rows_and_keeps_the_frames_as_they_were():
+    stack = torch.arange(3 * 2 * 2, dtype=torch.uint8).reshape(3, 2, 2) + 1
+    padded = pad_batch(stack, 64)
+    assert padded.shape == (4, 2, 2) and padded.dtype == torch.uint8
+    assert torch.equal(padded[:3], stack) and not padded[3].any()
+    assert pad_batch(padded, 64) is padded  # already a bucket: no copy
