@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from detectors.imaging import decode_image, decode_jpegs, encode_jpeg
-from detectors.models.base import Detector
+from detectors.models.base import Detector, warm_up
 from detectors.monitors.registry import select
 from model_store.catalog import build_detector
 from model_store.registry import Registry
@@ -193,7 +193,8 @@ def main() -> None:
                     half=args.device.startswith("cuda"),
                 )
                 batch = settings.worker_batch_size
-                bare(detector, jpegs[:batch], batch, args.device)  # warm-up (cuDNN autotune)
+                warm_up(detector)  # every batch shape, as the worker does at load
+                bare(detector, jpegs[:batch], batch, args.device)
                 b, p = [], []
                 for _ in range(args.repeats):
                     b.append(bare(detector, jpegs, batch, args.device))

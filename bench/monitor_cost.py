@@ -27,6 +27,7 @@ import time
 import cv2
 
 from detectors.imaging import decode_image, decode_jpegs, encode_jpeg
+from detectors.models.base import warm_up
 from detectors.monitors.base import Observation
 from detectors.monitors.registry import available, load
 from model_store.catalog import build_detector, hog_parts, make_artifact, ssdlite_parts
@@ -74,8 +75,7 @@ def run(kind: str, jpegs: list[bytes], batch: int, repeats: int, device: str) ->
     timings: dict[str, list[float]] = {"decode+detect": [], **{m.name: [] for m in monitors}}
     if on_device:
         timings[CPU_DECODE] = []
-        warm = jpegs[:batch]  # the first batch pays for cuDNN's autotuning
-        model.detect_tensors(decode_jpegs(warm, [(640, 360)] * len(warm), device))
+        warm_up(model)  # every batch shape, as the worker does at load
     for _ in range(repeats):
         instances = {cls.name: cls() for cls in monitors}
         spent = dict.fromkeys(timings, 0.0)
