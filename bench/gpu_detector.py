@@ -2,8 +2,10 @@
 
 For the GPU machine (no Kafka there): it measures what the detector agent's
 device path does per batch (decode on the device, preprocess, network,
-vectorised postprocess, one copy back), with CUDA synchronisation, and the
-peak GPU memory of each setting, and names the card.  ``--device cpu`` runs
+vectorised postprocess, one copy back), with CUDA synchronisation, the
+peak GPU memory of each setting, and the time of each setting's first batch
+(a new shape, for which cuDNN plans every convolution: what the detectors'
+batch buckets and warm-up save the stream), and names the card.  ``--device cpu`` runs
 the same code on the CPU as a smoke test.
 
 Needs the sample drive and the SSDLite graph in the cache; copy
@@ -33,11 +35,15 @@ def sync(device: str) -> None:
 
 def sweep(
     detector: SSDLiteDetector, jpegs: list[bytes], batch: int, device: str, seconds: float
-) -> tuple[float, float]:
-    """Frames/s over at least ``seconds`` (after one warm-up batch) and peak memory in GiB."""
+) -> tuple[float, float, float]:
+    """Frames/s over at least ``seconds`` (after one warm-up batch), peak memory in GiB,
+    and the warm-up batch's ms: the first batch of a new shape pays for cuDNN's plans."""
     sizes = [(640, 360)] * batch
     chunk = (jpegs * (batch // len(jpegs) + 1))[:batch]
-    detector.detect_tensors(decode_jpegs(chunk, sizes, device))  # warm-up (cudnn autotune)
+    sync(device)
+    t0 = time.perf_counter()
+    detector.detect_tensors(decode_jpegs(chunk, sizes, device))  # ends with a copy back
+    first = 1000 * (time.perf_counter() - t0)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     sync(device)
@@ -48,7 +54,7 @@ def sweep(
     sync(device)
     rate = done / (time.perf_counter() - t0)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else 0.0
-    return rate, peak
+    return rate, peak, first
 
 
 def main() -> None:
@@ -70,7 +76,10 @@ def main() -> None:
         f"Card: {name}; torch {torch.__version__}; 640x360 JPEG q90 frames of the sample "
         f"drive, decoded on the device; {args.seconds:g} s per setting\n"
     )
-    print("| precision | batch | frames/s | peak GPU memory, GiB |\n|---|---|---|---|")
+    print(
+        "| precision | batch | frames/s | peak GPU memory, GiB | first batch, ms |\n"
+        "|---|---|---|---|---|"
+    )
     for half in (False, True):
         if half and not args.device.startswith("cuda"):
             continue
@@ -78,10 +87,9 @@ def main() -> None:
             detector = SSDLiteDetector.from_state(
                 state, manifest, device=args.device, half=half, max_batch=batch
             )
-            rate, peak = sweep(detector, jpegs, batch, args.device, args.seconds)
-            print(
-                f"| {'fp16' if half else 'fp32'} | {batch} | {rate:.0f} | {peak:.2f} |", flush=True
-            )
+            rate, peak, first = sweep(detector, jpegs, batch, args.device, args.seconds)
+            precision = "fp16" if half else "fp32"
+            print(f"| {precision} | {batch} | {rate:.0f} | {peak:.2f} | {first:.0f} |", flush=True)
             del detector
             if args.device.startswith("cuda"):
                 torch.cuda.empty_cache()

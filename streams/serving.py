@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import redis
 
-from detectors.models.base import Detector
+from detectors.models.base import Detector, warm_up
 from model_store.catalog import build_detector
 from model_store.errors import ModelStoreError
 from model_store.registry import Registry
@@ -140,9 +140,7 @@ class ModelServer:
         detector = build_detector(
             artifact, self.registry.verifier, version=version, device=self.device, half=self.half
         )
-        # On CUDA, compile every padded batch size now rather than on a frame's time.
-        warm = getattr(detector, "warm_up", None)
-        warmed = warm() if callable(warm) else 0.0
+        warmed = warm_up(detector)  # on CUDA: every batch shape now, not on a frame's time
         log.info(
             "serving %s@%s (%s) on %s, loaded in %.2f s (%.2f s of it warming up)",
             self.name,

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Detector", "empty_detections"]
+__all__ = ["Detector", "empty_detections", "warm_up"]
 
 
 @runtime_checkable
@@ -31,3 +31,13 @@ class Detector(Protocol):
 def empty_detections() -> np.ndarray:
     """An image with no pedestrians."""
     return np.zeros((0, 5), dtype=np.float32)
+
+
+def warm_up(detector: Detector) -> float:
+    """Let ``detector`` prepare for every batch shape it will see, if it can; seconds spent.
+
+    On CUDA, SSDLite compiles each padded batch size here (:mod:`detectors.models.buckets`)
+    rather than on a frame's time; detectors without a ``warm_up`` method cost nothing.
+    """
+    warm = getattr(detector, "warm_up", None)
+    return float(warm()) if callable(warm) else 0.0

@@ -6,11 +6,14 @@ stream batches whatever has arrived, so batch sizes wander over 1..max.  On
 the first H200 run (docs/benchmarks.md, "On a GPU"), the squeezing check,
 which runs SSDLite on batches of varying size, cost 40 ms a frame, against
 0.29 ms for the detector's fixed batches of 64.  Padding each
-batch up to the next power of two (capped at the largest batch) leaves at most
-``log2(max) + 1`` shapes, all of which :func:`bucket_sizes` lists for a warm-up
-at load.  The padding costs at most twice the frames of a small batch, where a
-GPU is bound by launches rather than arithmetic.  On a CPU no such plans are
-built and padding would only add work, so callers pad on CUDA only.
+batch up to the next power of 8 (capped at the largest batch) leaves three
+shapes up to 64, which :func:`bucket_sizes` lists for a warm-up at load.  Why
+8 and not 2: on the H200 a batch of 8 took 6.4 ms against 6.2 ms for one
+frame, and 64 took 14.7 ms against 13 ms for 32 (fp16, the sweep in
+docs/benchmarks.md), so coarse buckets cost the stream little, and every
+shape fewer saves seconds at each worker start and model swap.  On a CPU no
+such plans are built and padding would only add work, so callers pad on CUDA
+only.
 """
 
 from __future__ import annotations
@@ -21,21 +24,24 @@ __all__ = ["bucket", "bucket_sizes", "pad_batch"]
 
 
 def bucket(n: int, largest: int) -> int:
-    """The batch size ``n`` frames are padded to: the next power of two, at most ``largest``.
+    """The batch size ``n`` frames are padded to: the next power of 8, at most ``largest``.
 
-    >>> [bucket(n, 48) for n in (1, 2, 3, 5, 33, 48)]
-    [1, 2, 4, 8, 48, 48]
+    >>> [bucket(n, 48) for n in (1, 2, 8, 9, 33, 48)]
+    [1, 8, 8, 48, 48, 48]
     """
     if not 1 <= n <= largest:
         raise ValueError(f"a batch of {n} frames does not fit the largest batch, {largest}")
-    return min(largest, 1 << (n - 1).bit_length())
+    size = 1
+    while size < n:
+        size *= 8
+    return min(largest, size)
 
 
 def bucket_sizes(largest: int) -> list[int]:
     """Every size :func:`bucket` can return for batches up to ``largest``.
 
-    >>> bucket_sizes(64), bucket_sizes(48)
-    ([1, 2, 4, 8, 16, 32, 64], [1, 2, 4, 8, 16, 32, 48])
+    >>> bucket_sizes(64), bucket_sizes(48), bucket_sizes(512)
+    ([1, 8, 64], [1, 8, 48], [1, 8, 64, 512])
     """
     return sorted({bucket(n, largest) for n in range(1, largest + 1)})
 

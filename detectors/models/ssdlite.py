@@ -263,7 +263,7 @@ class SSDLiteDetector:
     Images of the same size are stacked into batches of up to ``max_batch`` (default 2 on a
     CPU, where bigger batches fall out of the cache and get slower per frame, 64 on a GPU);
     ``half`` runs the network in fp16 (meant for CUDA) while pre- and postprocessing stay fp32.
-    On CUDA each batch is padded to a power of two (:mod:`detectors.models.buckets`), and
+    On CUDA each batch is padded to a power of 8 (:mod:`detectors.models.buckets`), and
     :meth:`warm_up` runs every such size once, so that no frame waits for cuDNN to plan
     a new shape.
     """

@@ -95,9 +95,9 @@ def test_results_are_one_float32_n_by_5_array_per_image_whatever_the_batch(drive
 
 
 def test_padded_chunks_give_the_same_boxes(drive_frames):
-    """On CUDA each level's chunk is padded to a power of two (models/buckets.py); the
+    """On CUDA each level's chunk is padded to a power of 8 (models/buckets.py); the
     padding path, run here on the CPU, drops the padding frames' windows."""
-    images = [drive_frames[19], drive_frames[44], drive_frames[19]]  # 3 frames: padded to 4
+    images = [drive_frames[19], drive_frames[44], drive_frames[19]]  # 3 frames: padded
     padded = TorchHog()
     padded.pad = True
     for boxes, plain in zip(

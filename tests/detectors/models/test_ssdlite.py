@@ -303,8 +303,8 @@ def test_padded_batches_give_the_same_boxes_and_warm_up_runs_every_bucket(
 ):
     """On CUDA batches are padded to a few sizes (models/buckets.py); here the padding path
     runs on the CPU: the padding frames' detections are dropped, the real frames' kept."""
-    plain = SSDLiteDetector.from_files(converted, score_threshold=0.2, max_batch=8)
-    padded = SSDLiteDetector.from_files(converted, score_threshold=0.2, max_batch=8)
+    plain = SSDLiteDetector.from_files(converted, score_threshold=0.2, max_batch=16)
+    padded = SSDLiteDetector.from_files(converted, score_threshold=0.2, max_batch=16)
     assert not plain.pad  # a CPU detector does not pad
     padded.pad = True
     frames = [reference_frames[i] for i in (10, 20, 40, 60, 80)]  # 5 frames: padded to 8
@@ -314,9 +314,9 @@ def test_padded_batches_give_the_same_boxes_and_warm_up_runs_every_bucket(
     sizes: list[int] = []
     padded.model.register_forward_pre_hook(lambda _, args: sizes.append(args[0].shape[0]))
     padded.detect_batch(frames[:3])
-    assert sizes == [4]
+    assert sizes == [8]
     sizes.clear()
     assert padded.warm_up(180, 320) > 0
-    assert sizes == [1, 2, 4, 8]
+    assert sizes == [1, 8, 16]
     sizes.clear()
     assert plain.warm_up() >= 0 and not sizes  # nothing to warm on a CPU
