@@ -189,6 +189,10 @@ class Prediction(Event, tag="prediction/1"):
     boxes: Annotated[list[Box], Meta(max_length=MAX_BOXES)]
     timing: Timing
     processed_ts_ns: TimestampNs
+    #: The frame record it was made from, ``partition:offset`` of ``pds.frames`` ("" when
+    #: not read from Kafka): the same record read again is the same delivery, while a
+    #: replayed frame is a new record with the same ``frame_id``.
+    delivery: ShortText = ""
 
 
 class Signal(Event, tag="signal/1"):

@@ -102,6 +102,7 @@ class GateStats:
     expired_signals: int = 0
     late_signals: int = 0
     ignored_signals: int = 0
+    duplicates: int = 0
 
 
 @dataclass
@@ -118,7 +119,13 @@ class Gate:
     :meth:`expire` now and then (the agent does every tenth of the deadline);
     each returns the decisions that became final.  ``released`` says whether
     a reviewer released a frame id (its waivable alarms are then ignored).
-    Memory is bounded: at most ``capacity`` predictions and ``capacity``
+
+    A frame record is decided once, however often it is read: after a rebalance or a
+    crash, records read but not committed are read again, and a frame the detector
+    had in flight is predicted again.  A prediction from a frame record
+    (``Prediction.delivery``) that waits here or was decided lately is dropped
+    (``stats.duplicates``).  A replay is a new record of the same frame id, and is
+    decided on its own.  Memory is bounded: at most ``capacity`` predictions and ``capacity``
     early signals wait; beyond that the oldest is decided (or dropped) early.
     """
 
@@ -143,6 +150,8 @@ class Gate:
         self._early_order: deque[tuple[float, str, str]] = deque()
         # Frame ids decided without some signals, and which: those signals are late, not early.
         self._decided: OrderedDict[str, set[str]] = OrderedDict()
+        # Deliveries (frame id, frame record) decided lately: the same record read again.
+        self._delivered: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     def __len__(self) -> int:
         return self._pending_count
@@ -167,6 +176,9 @@ class Gate:
         self._early.pop(frame_id, None)  # its _early_order entries go stale and are skipped
 
     def add_prediction(self, prediction: Prediction, now: float) -> list[GateDecision]:
+        if self._seen(prediction):
+            self.stats.duplicates += 1  # read again, or predicted again: decided once
+            return []
         pending = _Pending(prediction, now)
         for monitor in self.policy.required:
             signal = self._take_early(prediction.frame_id, monitor)
@@ -180,6 +192,17 @@ class Gate:
         while self._pending_count > self.capacity:
             out.append(self._decide(self._pop_oldest(), now))
         return out
+
+    def _seen(self, prediction: Prediction) -> bool:
+        """Is this frame record's prediction waiting here, or decided lately?"""
+        delivery = prediction.delivery
+        if not delivery:  # not read from Kafka (offline, tests): nothing to repeat
+            return False
+        if (prediction.frame_id, delivery) in self._delivered:
+            return True
+        return any(
+            p.prediction.delivery == delivery for p in self._pending.get(prediction.frame_id, ())
+        )
 
     def add_signal(self, signal: Signal, now: float) -> list[GateDecision]:
         if signal.monitor not in self.policy.kinds:
@@ -251,6 +274,10 @@ class Gate:
             self.stats.quarantined += 1
         if missing:
             self._decided[prediction.frame_id] = set(missing)
+        if prediction.delivery:
+            self._delivered[(prediction.frame_id, prediction.delivery)] = None
+            while len(self._delivered) > self.capacity:
+                self._delivered.popitem(last=False)
         while len(self._decided) > self.capacity:
             self._decided.popitem(last=False)
         return GateDecision(

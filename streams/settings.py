@@ -130,6 +130,7 @@ class Settings:
     worker_batch_wait_s: float = 0.05
     worker_drain_timeout_s: float = 60.0
     worker_session_timeout_s: float = 60.0
+    worker_commit_interval_s: float = 2.8
     worker_web_port: int = 6066
     startup_timeout_s: float = 90.0
     frame_key: str | None = field(default=None, repr=False)
@@ -194,6 +195,7 @@ class Settings:
             worker_batch_wait_s=_float(env, "WORKER_BATCH_WAIT", 0.05, 0.001, 60.0),
             worker_drain_timeout_s=_float(env, "WORKER_DRAIN_TIMEOUT", 60.0, 0.0, 3600.0),
             worker_session_timeout_s=_float(env, "WORKER_SESSION_TIMEOUT", 60.0, 6.0, 1800.0),
+            worker_commit_interval_s=_float(env, "WORKER_COMMIT_INTERVAL", 2.8, 0.1, 3600.0),
             worker_web_port=_int(env, "WORKER_WEB_PORT", 6066, 1, 65535),
             startup_timeout_s=_float(env, "STARTUP_TIMEOUT", 90.0, 1.0, 3600.0),
             frame_key=_str(env, "FRAME_KEY"),

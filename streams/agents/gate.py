@@ -20,8 +20,9 @@ Predictions and signals stay unacknowledged until their frame is decided
 (:mod:`streams.held`), so a worker killed with frames in the gate loses
 none: their offsets were never committed, and the next owner of the
 partition reads them again.  On a rebalance faust seeks every partition
-back to its committed offset, so the gate then forgets what it held and
-commits what it had decided.
+back to its committed offset (what was decided is committed just before, by
+:class:`streams.app.App`), so the gate then forgets what it held.  A record
+read again is decided once (:class:`streams.gating.Gate`).
 """
 
 from __future__ import annotations
@@ -279,12 +280,12 @@ async def expire_deadlines() -> None:
 
 
 async def forget_on_rebalance(sender: faust.App, revoked: set[Any], **_: Any) -> None:
-    """Before a rebalance: forget what the gate holds and commit what it decided.
+    """Before a rebalance: forget what the gate holds (what it decided was committed
+    just before, by :class:`streams.app.App`).
 
     faust then seeks every partition it is given back to its committed
     offset, so the held records come again (here or to another worker)."""
     forgotten = await _in_gate("forget_all")
-    await sender.consumer.commit()
     if forgotten:
         log.info("rebalance: %d held records left to be read again", forgotten)
 

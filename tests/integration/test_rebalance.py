@@ -43,8 +43,9 @@ def test_frames_waiting_in_the_gate_when_partitions_move_are_decided_once(
     ]
     ids = {f.frame_id for f in frames}
     # Every prediction waits in the gate for the deadline, so the rebalance comes while the
-    # first worker holds all of them.
-    held_env = gate_holding_env(env, deadline_s=20)
+    # first worker holds all of them.  Offsets are committed only when partitions move (no
+    # periodic commit), so what the rebalance itself commits decides what is read again.
+    held_env = {**gate_holding_env(env, deadline_s=20), "SECMLOPS_WORKER_COMMIT_INTERVAL": "3600"}
     first = WorkerProcess(tmp_path / "first.log", env=held_env).start()
     # Two workers on one host need two web ports.
     second_env = {**held_env, "SECMLOPS_WORKER_WEB_PORT": str(free_port())}
@@ -53,10 +54,12 @@ def test_frames_waiting_in_the_gate_when_partitions_move_are_decided_once(
         first.wait_ready(settings)
         with OutcomeReader(settings, terminal=True) as reader:
             send_until_predicted(settings, keyring, frames)
-            second.start()  # joins the group: the partitions are shared out again
-            assert rebalanced(first, timeout_s=60), "the second worker joined the group"
-            outcomes = reader.wait(ids, timeout_s=180)
-            late = reader.wait(ids, timeout_s=25)  # a second decision would come by now
+            with OutcomeReader(settings) as predictions:  # from here on
+                second.start()  # joins the group: the partitions are shared out again
+                assert rebalanced(first, timeout_s=60), "the second worker joined the group"
+                outcomes = reader.wait(ids, timeout_s=180)
+                late = reader.wait(ids, timeout_s=25)  # a second decision would come by now
+                again = predictions.wait(ids, timeout_s=1)
     finally:
         second.stop()
         first.stop()
@@ -65,4 +68,5 @@ def test_frames_waiting_in_the_gate_when_partitions_move_are_decided_once(
     assert forgotten and max(forgotten) > 0, "the rebalance came while the gate held frames"
     assert outcomes.count == len(ids), "every frame has an outcome"
     assert outcomes.duplicates == 0 and late.count == 0, "forgotten by the first, decided once"
+    assert again.count == 0, "frames predicted before the rebalance are not predicted again"
     assert all(q.reasons == ["missing/drift.image"] for q in outcomes.quarantined.values())

@@ -16,7 +16,7 @@ KINDS = {
 }
 
 
-def prediction(n: int, version: str = "1") -> Prediction:
+def prediction(n: int, version: str = "1", delivery: str = "") -> Prediction:
     return Prediction(
         frame_id=f"{n:032x}",
         camera_id="cam",
@@ -27,6 +27,7 @@ def prediction(n: int, version: str = "1") -> Prediction:
         boxes=[],
         timing=Timing(),
         processed_ts_ns=n,
+        delivery=delivery,
     )
 
 
@@ -199,7 +200,9 @@ def test_a_policy_needs_a_positive_deadline():
     st.randoms(use_true_random=False),
     st.sampled_from([0.2, 1.0, 50.0]),
 )
-def test_every_prediction_is_decided_exactly_once_in_any_arrival_order(frames, rnd, step):
+def test_every_frame_record_is_decided_exactly_once_in_any_arrival_order(frames, rnd, step):
+    """A frame listed twice is one record read twice (its prediction and signals come
+    again, as after a rebalance): still one decision."""
     gate = Gate(GatePolicy(KINDS, deadline_s=1.0))
     events = [("p", n) for n in frames] + [("s", n, m) for n in frames for m in KINDS]
     rnd.shuffle(events)
@@ -207,12 +210,13 @@ def test_every_prediction_is_decided_exactly_once_in_any_arrival_order(frames, r
     for event in events:
         now += step * rnd.random()
         if event[0] == "p":
-            decisions += gate.add_prediction(prediction(event[1]), now)
+            decisions += gate.add_prediction(prediction(event[1], delivery=f"0:{event[1]}"), now)
         else:
             decisions += gate.add_signal(signal(event[1], event[2]), now)
         decisions += gate.expire(now)
     decisions += gate.drain(now)
-    assert sorted(d.prediction.seq for d in decisions) == sorted(frames)
+    assert sorted(d.prediction.seq for d in decisions) == sorted(set(frames))
+    assert gate.stats.duplicates == len(frames) - len(set(frames))
     assert len(gate) == 0
     if step == 0.2 and len(events) * step < 1.0:  # no deadline can have passed: all trusted
         assert all(d.outcome == "trusted" for d in decisions)
@@ -234,3 +238,20 @@ def test_the_gate_says_what_still_waits_and_forgets_it_on_request(gate):
     gate.add_prediction(prediction(2), now=200.0)
     [decision] = [d for s in passing(2) for d in gate.add_signal(s, now=200.0)]
     assert decision.outcome == "trusted"
+
+
+def test_a_frame_record_read_again_or_predicted_again_is_not_decided_again(gate):
+    """After a rebalance the next owner reads uncommitted records again, and frames the
+    detector had in flight are predicted again: each frame record gets one outcome."""
+    gate.add_prediction(prediction(1, delivery="0:5"), now=0.0)
+    again = prediction(1, version="2", delivery="0:5")
+    assert gate.add_prediction(again, now=0.1) == [], "waits already"
+    [decision] = [d for s in passing(1) for d in gate.add_signal(s, now=0.2)]
+    assert decision.prediction.model_version == "1", "the first prediction is the one decided"
+    assert gate.add_prediction(prediction(1, delivery="0:5"), now=0.3) == [], "decided already"
+    assert gate.stats.duplicates == 2
+    assert not gate.waiting(f"{1:032x}") and len(gate) == 0
+    # A replay is another record of the same frame id: decided on its own.
+    gate.add_prediction(prediction(1, delivery="0:9"), now=0.4)
+    [replay] = [d for s in passing(1) for d in gate.add_signal(s, now=0.5)]
+    assert replay.prediction.delivery == "0:9" and gate.stats.duplicates == 2
