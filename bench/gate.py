@@ -25,6 +25,10 @@ The monitors are calibrated first, as ``secmlops calibrate`` would on a
 deployment (frames 0-299 of the drive; the measured frames come after):
 an uncalibrated monitor's cost is not the one an operator pays.
 
+``--workers N`` runs each configuration as N worker processes in one consumer
+group (1 to 4, the camera partitions), as a GPU host would: issue 7 expects
+several processes to share one card.
+
 Run: ``python bench/gate.py`` (``make bench`` runs it).  Prints Markdown.
 """
 
@@ -38,6 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,8 +59,8 @@ from streams.events import InvalidEvent, decode
 from streams.settings import Settings
 from streams.signing import Keyring
 from streams.stack import Stack, ephemeral_env
-from streams.topics import TOPICS
-from streams.worker import WorkerProcess
+from streams.topics import TOPICS, camera_per_partition
+from streams.worker import WorkerGroup, WorkerProcess
 
 #: Frames 0-299 of the drive calibrate the monitors; the measured frames come after them.
 CALIBRATION_FRAMES = 300
@@ -109,44 +114,83 @@ def steady_rate(stamps: list[int]) -> float:
     return (hi - lo) / ((stamps[hi] - stamps[lo]) / 1000)
 
 
-def throughput(settings: Settings, keyring: Keyring, images: list, env: dict, log: Path) -> float:
-    """Steady frames/s of one worker configuration on a backlog of ``images``."""
-    forget_cameras(redis_client(settings), ["bench-tput"])  # each run starts fresh
-    worker = WorkerProcess(log, env=env)
+def cameras(prefix: str, workers: int) -> list[str]:
+    """One camera for one worker; with several, one camera per partition, so that the
+    frames spread evenly over the partitions and so over the workers."""
+    return [prefix] if workers == 1 else camera_per_partition(prefix)
+
+
+def start_workers(settings: Settings, env: dict, log: Path, workers: int) -> Any:
+    """A ready worker (or group of ``workers``): joined, model loaded, every partition served."""
+    group = WorkerProcess(log, env=env) if workers == 1 else WorkerGroup(workers, log.parent, env)
+    group.start().wait_ready(settings)
+    return group
+
+
+def throughput(
+    settings: Settings, keyring: Keyring, images: list, env: dict, log: Path, workers: int = 1
+) -> float:
+    """Steady frames/s of one configuration on a backlog of ``images``.
+
+    One worker reads a backlog sent before it starts, so that the worker, not the sender,
+    is measured.  Several are started (and their group settled) first, since each joining
+    worker would pause the others mid-measurement; the frames are then sent as fast as
+    the sender goes, and its own rate is logged, to show when it, not the workers, set
+    the pace.
+    """
+    names = cameras("bench-tput", workers)
+    forget_cameras(redis_client(settings), names)  # each run starts fresh
+    group = None
     try:
         outcomes = Outcomes(settings, env["SECMLOPS_GATE"] == "1")
-        with FrameSender(settings, keyring) as sender:  # the backlog first, then the worker
+        if workers > 1:
+            group = start_workers(settings, env, log, workers)
+        t0 = time.monotonic()
+        with FrameSender(settings, keyring) as sender:
             ids = {
-                sender.send(build_frame("bench-tput", i, im)).frame_id
+                sender.send(build_frame(names[i % len(names)], i // len(names), im)).frame_id
                 for i, im in enumerate(images)
             }
-        worker.start().wait_ready(settings)
+        if workers > 1:
+            sent = len(images) / (time.monotonic() - t0)
+            print(f"  sender: {sent:.0f} frames/s", file=sys.stderr, flush=True)
+        else:
+            group = start_workers(settings, env, log, workers)
         return steady_rate(list(outcomes.wait(ids).values()))
     finally:
-        worker.stop()
+        if group is not None:
+            group.stop()
 
 
 def latency(
-    settings: Settings, keyring: Keyring, images: list, env: dict, fps: float, log: Path
+    settings: Settings,
+    keyring: Keyring,
+    images: list,
+    env: dict,
+    fps: float,
+    log: Path,
+    workers: int = 1,
 ) -> tuple[float, float]:
-    """(p50, p99) ms from capture to outcome of a steady stream the worker keeps up with."""
-    forget_cameras(redis_client(settings), ["bench-lat"])  # each run starts fresh
-    worker = WorkerProcess(log, env=env)
+    """(p50, p99) ms from capture to outcome of a steady stream the workers keep up with
+    (``fps`` in all, spread over the cameras)."""
+    names = cameras("bench-lat", workers)
+    forget_cameras(redis_client(settings), names)  # each run starts fresh
+    group = start_workers(settings, env, log, workers)
     try:
-        worker.start().wait_ready(settings)
         outcomes = Outcomes(settings, env["SECMLOPS_GATE"] == "1")
         captured: dict[str, int] = {}
         start = time.monotonic()
         with FrameSender(settings, keyring) as sender:
             for i, image in enumerate(images):
                 time.sleep(max(0.0, start + i / fps - time.monotonic()))
-                frame = sender.send(build_frame("bench-lat", i, image))
+                camera = names[i % len(names)]
+                frame = sender.send(build_frame(camera, i // len(names), image))
                 captured[frame.frame_id] = frame.capture_ts_ns
         seen = outcomes.wait(set(captured))
         p50, p99 = np.percentile([seen[f] - captured[f] / 1e6 for f in captured], [50, 99])
         return float(p50), float(p99)
     finally:
-        worker.stop()
+        group.stop()
 
 
 def main() -> None:
@@ -157,6 +201,12 @@ def main() -> None:
     parser.add_argument("--size", default="424x240")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (fp16 on cuda)")
     parser.add_argument("--batch", type=int, default=None, help="worker batch size")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the machine (and its GPU), 1 to 4 (default 1)",
+    )
     parser.add_argument(
         "--repeats",
         type=int,
@@ -187,7 +237,13 @@ def main() -> None:
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {card}; SSDLite, "
         f"{args.size} JPEG q90 frames of the sample drive; latency at {args.fps:g} frames/s "
-        f"({args.latency_frames} frames), throughput from a backlog of {args.frames} frames\n"
+        f"({args.latency_frames} frames), throughput from a backlog of {args.frames} frames; "
+        + (
+            "one worker\n"
+            if args.workers == 1
+            else f"{args.workers} worker processes, frames spread over one camera per "
+            "partition, sent once the group is ready (sender's rate on stderr)\n"
+        )
     )
     with tempfile.TemporaryDirectory(prefix="secmlops-bench-") as tmp:
         os.environ.update({**ephemeral_env(Path(tmp)), **throwaway_keys()})
@@ -214,12 +270,16 @@ def main() -> None:
             latencies = {}
             for name in names:
                 lat = images[: args.latency_frames]
-                latencies[name] = latency(settings, keyring, lat, envs[name], args.fps, log)
+                latencies[name] = latency(
+                    settings, keyring, lat, envs[name], args.fps, log, args.workers
+                )
                 print(f"  {name}: latency p50/p99 {latencies[name]}", file=sys.stderr, flush=True)
             rates: dict[str, list[float]] = {name: [] for name in names}
             for repeat in range(args.repeats):  # ABCD DCBA ...: no configuration always first
                 for name in names if repeat % 2 == 0 else names[::-1]:
-                    rates[name].append(throughput(settings, keyring, images, envs[name], log))
+                    rates[name].append(
+                        throughput(settings, keyring, images, envs[name], log, args.workers)
+                    )
                     print(f"  {name}: {rates[name][-1]:.1f} frames/s", file=sys.stderr, flush=True)
         finally:
             stack.down()

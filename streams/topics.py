@@ -109,3 +109,26 @@ def by_name(name: str) -> TopicSpec:
             return spec
     known = ", ".join(spec.name for spec in TOPICS)
     raise KeyError(f"unknown topic {name!r}; known topics: {known}")
+
+
+def partition_of(camera_id: str, partitions: int = CAMERA_PARTITIONS) -> int:
+    """The partition a camera's records go to: Kafka's default partitioner (murmur2 of the
+    key, which is the camera id), as the frame sender and the agents use it."""
+    from kafka.partitioner.default import murmur2
+
+    return (murmur2(camera_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+def camera_per_partition(prefix: str, partitions: int = CAMERA_PARTITIONS) -> list[str]:
+    """Camera ids ``prefix-N``, one landing on each partition, in partition order: a load
+    spread evenly over the partitions, and so over the workers that share them.
+
+    >>> [partition_of(c) for c in camera_per_partition("cam")]
+    [0, 1, 2, 3]
+    """
+    found: dict[int, str] = {}
+    n = 0
+    while len(found) < partitions:
+        found.setdefault(partition_of(f"{prefix}-{n}", partitions), f"{prefix}-{n}")
+        n += 1
+    return [found[p] for p in range(partitions)]

@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from streams.settings import Settings
 
-__all__ = ["WorkerProcess", "preflight", "run_worker"]
+__all__ = ["WorkerGroup", "WorkerProcess", "free_port", "preflight", "run_worker"]
 
 
 def preflight(settings: Settings) -> str:
@@ -126,24 +128,11 @@ class WorkerProcess:
         RuntimeError
             With the tail of the worker's log, when it exits or times out first.
         """
-        from producers.frames import FrameSender, build_frame
-        from producers.synthetic import pattern_frame
-        from streams.outcome_reader import OutcomeReader
-        from streams.signing import Keyring
-
-        keyring = Keyring.from_settings(settings)
-        with OutcomeReader(settings) as reader, FrameSender(settings, keyring) as sender:
-            # A camera of its own: monitors keep (and save) state per camera, and a second
-            # warm-up as the same camera would look replayed to them.
-            camera = f"warm-up-{uuid.uuid4().hex[:12]}"
-            frame = build_frame(camera, 0, pattern_frame(0, width=64, height=128))
-            sender.send(frame)
-            sender.flush()
-            deadline = time.monotonic() + timeout_s
-            while self.running and time.monotonic() < deadline:
-                if reader.wait({frame.frame_id}, timeout_s=1.0).count:
-                    return
-        raise RuntimeError(f"the worker did not become ready:\n{self.log_tail()}")
+        # A camera of its own: monitors keep (and save) state per camera, and a second
+        # warm-up as the same camera would look replayed to them.
+        camera = f"warm-up-{uuid.uuid4().hex[:12]}"
+        if not _warm_up(settings, [camera], lambda: self.running, timeout_s):
+            raise RuntimeError(f"the worker did not become ready:\n{self.log_tail()}")
 
     @property
     def running(self) -> bool:
@@ -173,3 +162,115 @@ class WorkerProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no worker log)"
+
+
+class WorkerGroup:
+    """Several ``secmlops worker`` processes in one consumer group, as a deployment scales
+    out on one host (a GPU shared by several processes, say): Kafka shares the camera
+    partitions among them, so at most ``CAMERA_PARTITIONS`` of them get frames.  Each has
+    its own log (``worker-N.log`` in ``log_dir``) and web port.  For benchmarks and tests.
+    """
+
+    def __init__(self, size: int, log_dir: Path, env: dict[str, str] | None = None) -> None:
+        from streams.topics import CAMERA_PARTITIONS
+
+        if not 1 <= size <= CAMERA_PARTITIONS:
+            raise ValueError(f"1 to {CAMERA_PARTITIONS} workers (one per partition at most)")
+        self.workers = [
+            WorkerProcess(
+                log_dir / f"worker-{n}.log",
+                env={**(env or {}), "SECMLOPS_WORKER_WEB_PORT": str(free_port())},
+            )
+            for n in range(size)
+        ]
+
+    def start(self) -> WorkerGroup:
+        for worker in self.workers:
+            worker.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return all(worker.running for worker in self.workers)
+
+    def wait_ready(self, settings: Settings, timeout_s: float = 180.0) -> None:
+        """Block until every worker is in the group, the group is stable, and every
+        partition's owner has processed a warm-up frame (its model is loaded).
+
+        Raises
+        ------
+        RuntimeError
+            With the tail of each worker's log, when one exits or time runs out first.
+        """
+        from streams.topics import camera_per_partition
+
+        deadline = time.monotonic() + timeout_s
+        while self.running and time.monotonic() < deadline:
+            if group_members(settings) == len(self.workers):
+                break
+            time.sleep(0.5)
+        cameras = camera_per_partition(f"warm-up-{uuid.uuid4().hex[:12]}")
+        left = deadline - time.monotonic()
+        if left <= 0 or not _warm_up(settings, cameras, lambda: self.running, left):
+            raise RuntimeError(f"the workers did not become ready:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        """Stop them all at once (each drains, as :meth:`WorkerProcess.stop` says)."""
+        for worker in self.workers:
+            if worker.proc is not None and worker.running:
+                worker.proc.send_signal(signal.SIGTERM)
+        for worker in self.workers:
+            worker.stop()
+
+    def log_tail(self, lines: int = 15) -> str:
+        return "\n".join(f"--- {w.log_path.name}\n{w.log_tail(lines)}" for w in self.workers)
+
+
+def group_members(settings: Settings) -> int:
+    """Members of the workers' consumer group once it is stable (0 while it rebalances)."""
+    from kafka.errors import KafkaError
+
+    from streams.clients import admin_client
+
+    admin = admin_client(settings)
+    try:
+        group = admin.describe_groups([settings.app_id]).get(settings.app_id, {})
+    except KafkaError:  # e.g. the group's coordinator is still loading
+        return 0
+    finally:
+        admin.close()
+    return len(group.get("members", ())) if group.get("group_state") == "Stable" else 0
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback now (for a second worker's web server)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _warm_up(
+    settings: Settings, cameras: list[str], alive: Callable[[], bool], timeout_s: float
+) -> bool:
+    """Send one warm-up frame per camera; True once each has its outcome, False when
+    ``alive()`` turns false or time runs out first."""
+    from producers.frames import FrameSender, build_frame
+    from producers.synthetic import pattern_frame
+    from streams.outcome_reader import OutcomeReader
+    from streams.signing import Keyring
+
+    keyring = Keyring.from_settings(settings)
+    with OutcomeReader(settings) as reader, FrameSender(settings, keyring) as sender:
+        ids = set()
+        for camera in cameras:
+            frame = build_frame(camera, 0, pattern_frame(0, width=64, height=128))
+            ids.add(sender.send(frame).frame_id)
+        sender.flush()
+        seen: set[str] = set()
+        deadline = time.monotonic() + timeout_s
+        while alive() and time.monotonic() < deadline:
+            outcomes = reader.wait(ids - seen, timeout_s=1.0)
+            seen |= set(outcomes.predictions) | {d.frame_id for d in outcomes.dead_letters}
+            if seen >= ids:
+                return True
+    return False

@@ -4,21 +4,14 @@ decided once, by whoever owns it after the move."""
 from __future__ import annotations
 
 import re
-import socket
 import time
 import uuid
 
 from producers.frames import build_frame
 from producers.synthetic import pattern_frame
 from streams.outcome_reader import OutcomeReader
-from streams.worker import WorkerProcess
+from streams.worker import WorkerProcess, free_port
 from tests.integration.conftest import gate_holding_env, send_until_predicted
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rebalanced(worker: WorkerProcess, timeout_s: float) -> bool:

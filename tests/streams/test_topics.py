@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from streams.events import Frame, Prediction
-from streams.topics import CAMERA_PARTITIONS, TOPICS, by_name
+from streams.topics import (
+    CAMERA_PARTITIONS,
+    TOPICS,
+    by_name,
+    camera_per_partition,
+    partition_of,
+)
 
 EXPECTED_NAMES = {
     "pds.frames",
@@ -47,3 +53,27 @@ def test_by_name_finds_a_topic_and_names_the_known_ones_otherwise():
     assert by_name("pds.alerts") is TOPICS.alerts
     with pytest.raises(KeyError, match=r"pds\.frames"):
         by_name("pds.nope")
+
+
+def test_a_cameras_partition_is_the_one_kafkas_default_partitioners_pick():
+    """The frame sender partitions with kafka-python, the agents' producer with aiokafka."""
+    from aiokafka.partitioner import DefaultPartitioner as AioPartitioner
+    from kafka.partitioner import DefaultPartitioner
+
+    partitions = list(range(CAMERA_PARTITIONS))
+
+    class Cluster:  # what kafka-python's partitioner asks of its cluster metadata
+        def topics(self):
+            return {"t"}
+
+        def partitions_for_topic(self, topic):
+            return set(partitions)
+
+        available_partitions_for_topic = partitions_for_topic
+
+    for n in range(200):
+        key = f"cam-{n}".encode()
+        sender = DefaultPartitioner().partition("t", None, key, None, None, Cluster())
+        agents = AioPartitioner()(key, partitions, partitions)
+        assert partition_of(f"cam-{n}") == sender == agents
+    assert [partition_of(c) for c in camera_per_partition("x")] == partitions
