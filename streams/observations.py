@@ -68,11 +68,13 @@ def frame_observation(
     keyring: Keyring | None,
     images: ImageCache | None,
     fetch_image: ImageFetcher | None = None,
+    delivery: str = "",
 ) -> Observation | None:
     """An observation of one ``pds.frames`` record, or None for a record that is no frame.
 
     Malformed records are the detector agent's to dead-letter; a monitor
     skips them.  ``images=None`` skips decoding (monitors that need no pixels).
+    ``delivery`` is the record's ``partition:offset``.
     """
     try:
         frame = decode(payload, Frame)
@@ -89,6 +91,7 @@ def frame_observation(
         signature=verdict,
         frame=frame,
         image=image,
+        delivery=delivery,
     )
 
 

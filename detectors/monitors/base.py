@@ -63,7 +63,10 @@ class Observation:
     ``unsigned``, ``bad_signature``, ``unknown_key``).  ``image`` is the
     decoded BGR frame, present only for frames whose signature verified:
     untrusted pixels never reach a monitor that has ``verified_only`` set.
-    ``received_ts_ns`` is when the record reached the broker.
+    ``received_ts_ns`` is when the record reached the broker.  ``delivery`` names
+    the frame record (``partition:offset`` on ``pds.frames``; "" when not read from
+    Kafka): the same record read again after a restart is the same delivery, a
+    replayed frame is a new one with the same ``frame_id``.
     """
 
     camera_id: str
@@ -75,6 +78,7 @@ class Observation:
     frame: Frame | None = None
     image: np.ndarray | None = None
     prediction: Prediction | None = None
+    delivery: str = ""
 
     @classmethod
     def of_prediction(cls, prediction: Prediction, received_ts_ns: int = 0) -> Observation:
@@ -86,6 +90,7 @@ class Observation:
             capture_ts_ns=prediction.capture_ts_ns,
             received_ts_ns=received_ts_ns,
             prediction=prediction,
+            delivery=prediction.delivery,
         )
 
 

@@ -10,7 +10,7 @@ footage.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -41,6 +41,11 @@ class StreamIntegrity(Monitor):
     reached the broker), ``future`` (captured after it reached the broker),
     ``frozen`` (the image did not change).
 
+    A frame record read a second time (``Observation.delivery`` the same: after
+    a crash, the records since the last commit are read again, and the state
+    saved before may already hold them) is no replay: it gets the verdict it
+    got the first time, and changes nothing.  A replay is a new record.
+
     Parameters
     ----------
     max_age_s
@@ -52,7 +57,8 @@ class StreamIntegrity(Monitor):
         below which two consecutive frames count as the same image;
         calibration lowers it below what the camera shows on clean footage.
     memory
-        How many recent frame ids are remembered to catch replays.
+        How many recent frame ids (with their records and verdicts) are remembered to
+        catch replays and recognise records read again.
 
     Examples
     --------
@@ -99,21 +105,21 @@ class StreamIntegrity(Monitor):
     def reset(self) -> None:
         self._last_seq: int | None = None
         self._last_ts = 0
-        self._ids: deque[str] = deque(maxlen=self.memory)
-        self._id_set: set[str] = set()
+        # Recent frame ids -> (the record they came in, the verdict it got), oldest first.
+        self._seen: OrderedDict[str, tuple[str, Score]] = OrderedDict()
         self._thumb: np.ndarray | None = None
 
-    def _remember(self, frame_id: str) -> None:
-        if len(self._ids) == self._ids.maxlen:
-            self._id_set.discard(self._ids[0])
-        self._ids.append(frame_id)
-        self._id_set.add(frame_id)
+    def _remember(self, obs: Observation, verdict: Score) -> None:
+        if obs.frame_id in self._seen:  # a replay: the first record stays the one known
+            return
+        self._seen[obs.frame_id] = (obs.delivery, verdict)
+        while len(self._seen) > self.memory:
+            self._seen.popitem(last=False)
 
     def _sequence(self, obs: Observation) -> list[str]:
         """Gap, replay and order checks; advances the camera's position on a fresh frame."""
-        if obs.frame_id in self._id_set:
+        if obs.frame_id in self._seen:
             return ["replayed"]
-        self._remember(obs.frame_id)
         last = self._last_seq
         if last is None or obs.seq == last + 1:
             self._last_seq, self._last_ts = obs.seq, max(self._last_ts, obs.capture_ts_ns)
@@ -145,11 +151,16 @@ class StreamIntegrity(Monitor):
         return ["frozen"] if float(np.abs(thumb - previous).mean()) <= self.frozen_mad else []
 
     def score(self, observation: Observation) -> Score:
+        known = self._seen.get(observation.frame_id)
+        if known is not None and observation.delivery and known[0] == observation.delivery:
+            return known[1]  # the same record read again: the same verdict, nothing new
         found = [] if observation.signature == "ok" else [observation.signature]
         found += self._sequence(observation) + self._clock(observation)
         if observation.signature == "ok":
             found += self._frozen(observation)
-        return Score(float(len(found)), ",".join(found))
+        verdict = Score(float(len(found)), ",".join(found))
+        self._remember(observation, verdict)
+        return verdict
 
     def calibrate(
         self,
@@ -181,14 +192,24 @@ class StreamIntegrity(Monitor):
         return {
             "last_seq": self._last_seq,
             "last_ts": self._last_ts,
-            "ids": list(self._ids),
+            # [frame id, record], with [score, reason] after them when the verdict alarmed.
+            "ids": [
+                [frame_id, delivery, *([v.value, v.reason] if v.value else [])]
+                for frame_id, (delivery, v) in self._seen.items()
+            ],
             "thumb": None if self._thumb is None else self._thumb.round(3).tolist(),
         }
 
     def load_online_state(self, data: Mapping[str, Any]) -> None:
         self._last_seq = data.get("last_seq")
         self._last_ts = int(data.get("last_ts") or 0)
-        for frame_id in data.get("ids") or []:
-            self._remember(str(frame_id))
+        for entry in data.get("ids") or []:
+            if isinstance(entry, str):  # saved before records were kept: no record known
+                entry = [entry, ""]
+            frame_id, delivery, *verdict = entry
+            score = Score(float(verdict[0]), str(verdict[1])) if verdict else Score(0.0, "")
+            self._seen[str(frame_id)] = (str(delivery), score)
+        while len(self._seen) > self.memory:
+            self._seen.popitem(last=False)
         thumb = data.get("thumb")
         self._thumb = None if thumb is None else np.asarray(thumb, dtype=np.float32)

@@ -80,6 +80,10 @@ _INPUT = {
 }
 
 
+#: One input record: topic, value, broker time (ns), ``partition:offset``.
+Record = tuple[str, bytes, int, str]
+
+
 class _Inputs:
     """Turns a batch of raw events into observations for one monitor (runs in its executor)."""
 
@@ -89,27 +93,32 @@ class _Inputs:
         self.fetch = partial(claimcheck.fetch, redis_client(app_settings))
         self.joiner = Joiner()
 
-    def _frame(self, payload: bytes, received: int) -> Observation | None:
+    def _frame(self, payload: bytes, received: int, delivery: str) -> Observation | None:
         return frame_observation(
-            payload, received, keyring=self.keyring, images=_images, fetch_image=self.fetch
+            payload,
+            received,
+            keyring=self.keyring,
+            images=_images,
+            fetch_image=self.fetch,
+            delivery=delivery,
         )
 
-    def __call__(self, batch: list[tuple[str, bytes, int]]) -> list[Observation]:
+    def __call__(self, batch: list[Record]) -> list[Observation]:
         consumes = self.cls.consumes
         if consumes == "predictions":
-            return verified([prediction_observation(v, r) for _, v, r in batch], only=False)
+            return verified([prediction_observation(v, r) for _, v, r, _ in batch], only=False)
         if consumes == "frames":
-            found = [self._frame(v, r) for _, v, r in batch]
+            found = [self._frame(v, r, d) for _, v, r, d in batch]
             return verified(found, only=self.cls.verified_only)
         joined: list[Observation] = []
-        for topic, value, received in batch:
+        for topic, value, received, delivery in batch:
             if topic == TOPICS.predictions.name:
                 obs = prediction_observation(value, received)
                 pair = (
                     self.joiner.add_prediction(obs.prediction) if obs and obs.prediction else None
                 )
             else:
-                obs = self._frame(value, received)
+                obs = self._frame(value, received, delivery)
                 if obs is None or (obs.signature != "ok" and self.cls.verified_only):
                     continue
                 pair = self.joiner.add_frame(obs.frame, obs)  # type: ignore[arg-type]
@@ -195,7 +204,12 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
             app_settings.worker_batch_size, within=app_settings.worker_batch_wait_s
         ):
             batch = [
-                (e.message.topic, e.message.value or b"", int(e.message.timestamp * 1e9))
+                (
+                    e.message.topic,
+                    e.message.value or b"",
+                    int(e.message.timestamp * 1e9),
+                    f"{e.message.partition}:{e.message.offset}",
+                )
                 for e in events
             ]
             if time.monotonic() - refreshed > CALIBRATION_REFRESH_S:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from producers.frames import FrameSender, build_frame
@@ -10,6 +11,7 @@ from streams.checkpoints import MonitorCheckpoints, forget_cameras
 from streams.clients import redis_client
 from streams.events import encode
 from streams.outcome_reader import OutcomeReader
+from streams.topics import TOPICS
 from streams.worker import WorkerProcess
 from tests.integration.conftest import secmlops
 
@@ -45,7 +47,8 @@ def test_a_restarted_worker_still_knows_the_cameras_frames(stack, env, settings,
         first.stop()  # drains, and saves the monitors' state last
     saved = MonitorCheckpoints(redis_client(settings), "integrity").load(cam)
     assert saved is not None and saved["last_seq"] == 9
-    assert sent[5].frame_id in saved["ids"]
+    known = {entry[0]: entry[1] for entry in saved["ids"]}  # frame id -> partition:offset
+    assert known.get(sent[5].frame_id), "frame 5 is known, with the record it came in"
 
     second = WorkerProcess(tmp_path / "second.log", env=run_env).start()
     try:
@@ -63,3 +66,58 @@ def test_a_restarted_worker_still_knows_the_cameras_frames(stack, env, settings,
     done = secmlops(env, "monitors", "--forget", cam)
     assert f"deleted the saved monitor state of 1 of 1 cameras ({cam})" in done.stdout
     assert MonitorCheckpoints(redis_client(settings), "integrity").load(cam) is None
+
+
+def test_frames_read_again_after_a_crash_keep_the_verdicts_they_had(
+    stack, env, settings, keyring, tmp_path, tail
+):
+    """A worker killed before it committed: its successor reads the frames again, and resumes
+    integrity from a state saved after them.  They are the same records, not replays: no
+    new alarm (the gate decides on the first signals, so outcomes would not show one)."""
+    cam = f"crash-{uuid.uuid4().hex[:8]}"
+    run_env = {
+        **env,
+        "SECMLOPS_MONITORS": "integrity",
+        "SECMLOPS_MONITOR_CHECKPOINT": "0.5",
+        "SECMLOPS_WORKER_COMMIT_INTERVAL": "3600",  # nothing committed before the kill
+        "SECMLOPS_WORKER_SESSION_TIMEOUT": "8",  # the dead worker's partitions move soon
+    }
+    frames = [build_frame(cam, s, pattern_frame(s, width=160, height=128)) for s in range(10)]
+    ids = {f.frame_id for f in frames}
+    first = WorkerProcess(tmp_path / "first.log", env=run_env).start()
+    try:
+        first.wait_ready(settings)
+        with OutcomeReader(settings, terminal=True) as reader:
+            with FrameSender(settings, keyring) as sender:
+                for frame in frames:
+                    sender.send(frame)
+            assert reader.wait(ids, timeout_s=120).predictions.keys() == ids, "all trusted"
+            # The agent saves on its next batch after the interval: another camera's frame.
+            time.sleep(1)
+            with FrameSender(settings, keyring) as sender:
+                tick = sender.send(
+                    build_frame(f"{cam}-tick", 0, pattern_frame(0, width=160, height=128))
+                )
+            reader.wait({tick.frame_id}, timeout_s=60)
+        deadline = time.monotonic() + 10
+        store = MonitorCheckpoints(redis_client(settings), "integrity")
+        while (store.load(cam) or {}).get("last_seq") != 9 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (store.load(cam) or {}).get("last_seq") == 9, "saved after the ten frames"
+        first.proc.kill()  # no drain, no commit
+        first.proc.wait(timeout=30)
+    finally:
+        first.stop()
+
+    signals = tail(TOPICS.signals.name)
+    second = WorkerProcess(tmp_path / "second.log", env=run_env).start()
+    try:
+        with OutcomeReader(settings, terminal=True) as reader:
+            second.wait_ready(settings, timeout_s=120)
+            outcomes = reader.wait(ids, timeout_s=120)
+        again = signals.collect(lambda e: getattr(e, "frame_id", None) in ids, len(ids))
+    finally:
+        second.stop()
+    assert outcomes.count == len(ids), "read again and decided again (at least once)"
+    assert len(again) == len(ids), "the successor scored every frame again"
+    assert [s.reason for s in again if s.alarm] == [], "and called none of them replayed"
