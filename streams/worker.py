@@ -15,7 +15,14 @@ from pathlib import Path
 
 from streams.settings import Settings
 
-__all__ = ["WorkerGroup", "WorkerProcess", "free_port", "preflight", "run_worker"]
+__all__ = [
+    "WorkerGroup",
+    "WorkerProcess",
+    "free_port",
+    "group_members",
+    "preflight",
+    "run_worker",
+]
 
 
 def preflight(settings: Settings) -> str:
