@@ -18,9 +18,10 @@ is latency: a check waits for the detector's batch in progress.
 
 Thresholds come from ``secmlops calibrate`` for the served model version
 (:mod:`streams.calibration`), re-read every ``CALIBRATION_REFRESH_S``.  Each
-camera's online state is saved to Redis every ``SECMLOPS_MONITOR_CHECKPOINT``
-seconds, when the worker drains and when partitions are taken away, and a
-camera's monitor resumes from it (:mod:`streams.checkpoints`).
+camera's online state is saved to Redis on a timer, every
+``SECMLOPS_MONITOR_CHECKPOINT`` seconds (if it scored anything since), when the
+worker drains and when partitions are taken away, and a camera's monitor
+resumes from it (:mod:`streams.checkpoints`).
 """
 
 from __future__ import annotations
@@ -182,11 +183,19 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
     alerts = AlertTracker(cls.kind)
     own_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"monitor-{cls.name}")
 
+    scored_since_save = [False]  # read and written only in own_pool's thread
+
+    def score(observations: list[Observation], detect: DetectFn | None) -> list[Any]:
+        verdicts = bank.verdicts(observations, detect)
+        scored_since_save[0] = True
+        return verdicts
+
     def save(forget: bool = False) -> None:
-        if CHECKPOINTS:
+        if CHECKPOINTS and (scored_since_save[0] or forget):
+            scored_since_save[0] = False
             _checkpoints(cls.name).save(bank.checkpoint())
-            if forget:
-                bank.forget()
+        if forget:
+            bank.forget()
 
     _SAVES.append((own_pool, save))
 
@@ -199,7 +208,7 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
         loop = asyncio.get_running_loop()
         # Its own copy of the model, run in the detector's thread (see the module's doc).
         detect = _detect_in_detector_thread(new_model_server()) if cls.needs_model else None
-        refreshed, version, saved = 0.0, None, time.monotonic()
+        refreshed, version = 0.0, None
         async for events in stream.take_events(
             app_settings.worker_batch_size, within=app_settings.worker_batch_wait_s
         ):
@@ -220,16 +229,13 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
             observations = await loop.run_in_executor(own_pool, inputs, batch)
             if not observations:
                 continue
-            verdicts = await loop.run_in_executor(own_pool, bank.verdicts, observations, detect)
+            verdicts = await loop.run_in_executor(own_pool, score, observations, detect)
             for obs, verdict in zip(observations, verdicts, strict=True):
                 key = obs.camera_id.encode()
                 await signals_topic.send(key=key, value=encode(to_signal(obs, verdict)))
                 alert = alerts.update(obs, verdict)
                 if alert is not None:
                     await raise_alert(alert)
-            if CHECKPOINTS and time.monotonic() - saved > app_settings.monitor_checkpoint_s:
-                saved = time.monotonic()
-                await loop.run_in_executor(own_pool, save)
 
     monitor_stream.__name__ = monitor_stream.__qualname__ = "monitor_" + cls.name.replace(".", "_")
     agent_name = f"streams.agents.monitor.{monitor_stream.__name__}"
@@ -238,3 +244,12 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
 
 MONITOR_AGENTS = {cls.name: _make_agent(cls) for cls in ENABLED}
 app.on_partitions_revoked.connect(_save_on_rebalance)
+
+
+async def _save_now_and_then() -> None:
+    """On a timer, not after a batch: a camera gone quiet still has its last frames saved."""
+    await save_checkpoints()
+
+
+if CHECKPOINTS and ENABLED:
+    app.timer(interval=app_settings.monitor_checkpoint_s)(_save_now_and_then)
