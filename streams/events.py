@@ -195,6 +195,11 @@ class Prediction(Event, tag="prediction/1"):
     delivery: ShortText = ""
 
 
+def delivery_of(partition: int, offset: int) -> str:
+    """How a record of ``pds.frames`` is named in ``Prediction.delivery`` and by monitors."""
+    return f"{partition}:{offset}"
+
+
 class Signal(Event, tag="signal/1"):
     """One monitor's score for one frame; ``alarm`` when it crosses ``threshold``."""
 

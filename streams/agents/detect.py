@@ -35,7 +35,7 @@ from streams.app import (
 from streams.app import settings as app_settings
 from streams.canary import CanaryJudge
 from streams.clients import redis_client
-from streams.events import Control, InvalidEvent, Prediction, decode, encode
+from streams.events import Control, InvalidEvent, Prediction, decode, delivery_of, encode
 from streams.inference import predict_batch
 from streams.outcomes import Rejected, dead_letter
 from streams.serving import ModelServer, Served, resolve_device
@@ -73,7 +73,9 @@ async def _send_outcome(event: faust.EventT, outcome: Prediction | Rejected) -> 
     message = event.message
     if isinstance(outcome, Prediction):
         # Which record it came from: the gate decides a record read again only once.
-        outcome = msgspec.structs.replace(outcome, delivery=f"{message.partition}:{message.offset}")
+        outcome = msgspec.structs.replace(
+            outcome, delivery=delivery_of(message.partition, message.offset)
+        )
         try:
             await predictions_topic.send(key=message.key, value=encode(outcome))
             return

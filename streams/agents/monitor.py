@@ -55,7 +55,7 @@ from streams.app import settings as app_settings
 from streams.calibration import CALIBRATION_REFRESH_S, CalibrationStore
 from streams.checkpoints import MonitorCheckpoints
 from streams.clients import redis_client
-from streams.events import encode
+from streams.events import delivery_of, encode
 from streams.monitoring import AlertTracker, Joiner, MonitorBank, to_signal
 from streams.observations import (
     ImageCache,
@@ -183,16 +183,18 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
     alerts = AlertTracker(cls.kind)
     own_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"monitor-{cls.name}")
 
-    scored_since_save = [False]  # read and written only in own_pool's thread
+    scored_since_save = False  # read and written only in own_pool's thread
 
     def score(observations: list[Observation], detect: DetectFn | None) -> list[Any]:
+        nonlocal scored_since_save
         verdicts = bank.verdicts(observations, detect)
-        scored_since_save[0] = True
+        scored_since_save = True
         return verdicts
 
     def save(forget: bool = False) -> None:
-        if CHECKPOINTS and (scored_since_save[0] or forget):
-            scored_since_save[0] = False
+        nonlocal scored_since_save
+        if CHECKPOINTS and (scored_since_save or forget):
+            scored_since_save = False
             _checkpoints(cls.name).save(bank.checkpoint())
         if forget:
             bank.forget()
@@ -217,7 +219,7 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
                     e.message.topic,
                     e.message.value or b"",
                     int(e.message.timestamp * 1e9),
-                    f"{e.message.partition}:{e.message.offset}",
+                    delivery_of(e.message.partition, e.message.offset),
                 )
                 for e in events
             ]
