@@ -43,7 +43,7 @@ from producers.sources import open_source
 from streams.assets import ASSETS, fetch_asset
 from streams.checkpoints import forget_cameras
 from streams.clients import redis_client, tail
-from streams.events import Signal, decode
+from streams.events import decode, signals_in
 from streams.outcome_reader import OutcomeReader
 from streams.settings import Settings
 from streams.signing import Keyring
@@ -112,7 +112,7 @@ class SignalCounter:
             for records in self._consumer.poll(timeout_ms=200).values():
                 for record in records:
                     event = decode(record.value)
-                    count += isinstance(event, Signal) and event.frame_id in frame_ids
+                    count += sum(s.frame_id in frame_ids for s in signals_in(event))
         if count < expected:
             raise RuntimeError(f"{count} of {expected} monitor signals arrived")
         return time.time_ns()

@@ -32,7 +32,17 @@ from streams.checkpoints import forget_cameras
 from streams.clients import redis_client, tail
 from streams.demo import ensure_keys
 from streams.evaluation import Outcome, drift_onsets, score
-from streams.events import DeadLetter, InvalidEvent, Prediction, Quarantine, Signal, Truth, decode
+from streams.events import (
+    DeadLetter,
+    InvalidEvent,
+    Prediction,
+    Quarantine,
+    Signal,
+    Signals,
+    Truth,
+    decode,
+    signals_in,
+)
 from streams.model_drill import ModelDrill
 from streams.settings import Settings
 from streams.signing import Keyring
@@ -195,7 +205,8 @@ def _replay(  # noqa: ANN202
             worker.start()
         truth, outcomes = _collect(truth_tail, outcome_tail, summary.frames, timeout_s)
         signal_tail.drain()
-        onsets = drift_onsets(e for e, _ in signal_tail.records if isinstance(e, Signal))
+        signals = [e for e, _ in signal_tail.records if isinstance(e, Signal | Signals)]
+        onsets = drift_onsets(s for e in signals for s in signals_in(e))
     finally:
         for tail in (truth_tail, outcome_tail, signal_tail):
             tail.close()

@@ -34,11 +34,13 @@ __all__ = [
     "Prediction",
     "Quarantine",
     "Signal",
+    "Signals",
     "Timing",
     "Truth",
     "decode",
     "encode",
     "new_id",
+    "signals_in",
 ]
 
 # Kafka's default max.message.bytes is 1 MiB + 12 bytes.  Events stay below it
@@ -215,6 +217,38 @@ class Signal(Event, tag="signal/1"):
     reason: Text = ""
 
 
+#: Signals in one ``signals/1`` record (its producer also keeps it well under MAX_EVENT_BYTES:
+#: :func:`streams.monitoring.pack_signals`).
+MAX_SIGNALS = 256
+
+
+class Signals(Event, tag="signals/1"):
+    """Signals of one monitor for a batch of one camera's frames, in one record.
+
+    Why not one record per signal: with every monitor on that was eight records a
+    frame, and producing and consuming them cost a 2-core worker about a tenth of
+    its throughput (docs/benchmarks.md).  Consumers read ``signal/1`` records
+    too (:func:`signals_in`).
+    """
+
+    signals: Annotated[list[Signal], Meta(min_length=1, max_length=MAX_SIGNALS)]
+
+
+def signals_in(event: Event) -> list[Signal]:
+    """The signals an event of ``pds.signals`` carries (a ``signals/1`` or a ``signal/1``).
+
+    Raises
+    ------
+    InvalidEvent
+        ``wrong_schema`` for any other event.
+    """
+    if isinstance(event, Signals):
+        return list(event.signals)
+    if isinstance(event, Signal):
+        return [event]
+    raise InvalidEvent("wrong_schema", f"got {type(event).__name__}, expected signals")
+
+
 class Quarantine(Event, tag="quarantine/1"):
     """A frame held back from consumers, with the evidence for a reviewer."""
 
@@ -283,7 +317,16 @@ class DeadLetter(Event, tag="deadletter/1"):
 
 
 AnyEvent = (
-    Frame | Truth | Prediction | Signal | Quarantine | Alert | Decision | Control | DeadLetter
+    Frame
+    | Truth
+    | Prediction
+    | Signal
+    | Signals
+    | Quarantine
+    | Alert
+    | Decision
+    | Control
+    | DeadLetter
 )
 E = TypeVar("E", bound=Event)
 

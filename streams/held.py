@@ -13,6 +13,10 @@ The price is the usual one of at-least-once: frames decided after the last
 commit but before the crash are decided again, so a consumer may see a
 second outcome for a frame id after a crash (never none).
 
+A record may wait on several frames: a ``signals/1`` record carries one
+monitor's signals for a batch of a camera's frames, and is acknowledged
+once none of them waits any more.
+
 Tokens are opaque (the agent passes faust events; tests pass strings).
 Pure bookkeeping, no faust: :mod:`streams.agents.gate` acknowledges what
 :meth:`HeldRecords.settled` returns.
@@ -28,23 +32,39 @@ __all__ = ["HeldRecords"]
 T = TypeVar("T")
 
 
+class _Held(Generic[T]):
+    """One held record: its token and the frames it still waits on."""
+
+    __slots__ = ("frames", "token", "waiting")
+
+    def __init__(self, token: T, frames: tuple[str, ...]) -> None:
+        self.token = token
+        self.frames = frames
+        self.waiting = set(frames)
+
+
 class HeldRecords(Generic[T]):
-    """Unacknowledged records, by the frame id they wait on."""
+    """Unacknowledged records, by the frame ids they wait on."""
 
     def __init__(self) -> None:
-        self._by_frame: dict[str, list[T]] = {}
+        self._by_frame: dict[str, list[_Held[T]]] = {}
         self._count = 0
 
     def __len__(self) -> int:
         """Records held (not frames)."""
         return self._count
 
-    def hold(self, frame_id: str, token: T) -> None:
-        self._by_frame.setdefault(frame_id, []).append(token)
+    def hold(self, token: T, *frame_ids: str) -> None:
+        """Hold a record until none of ``frame_ids`` waits any more."""
+        if not frame_ids:
+            raise ValueError("a held record waits on at least one frame")
+        held = _Held(token, tuple(dict.fromkeys(frame_ids)))
+        for frame_id in held.frames:
+            self._by_frame.setdefault(frame_id, []).append(held)
         self._count += 1
 
     def settled(self, waiting: Callable[[str], bool]) -> list[T]:
-        """Release the records of every frame id that nothing waits on any more.
+        """Release the records none of whose frames anything waits on any more.
 
         ``waiting(frame_id)`` says whether the gate still keeps something of
         that frame (a prediction, or signals that came before it).
@@ -57,29 +77,43 @@ class HeldRecords(Generic[T]):
         return [frame_id for frame_id in self._by_frame if where(frame_id)]
 
     def count(self, frame_ids: Iterable[str]) -> int:
-        """Records held for these frame ids."""
-        return sum(len(self._by_frame.get(frame_id, ())) for frame_id in frame_ids)
+        """Records held for any of these frame ids (each record once)."""
+        return len({id(h) for f in frame_ids for h in self._by_frame.get(f, ())})
 
     def release(self, frame_ids: Iterable[str]) -> list[T]:
-        """Release these frames' records, whatever the gate still keeps of them."""
+        """Stop waiting on these frames, whatever the gate still keeps of them; returns the
+        records that now wait on nothing."""
         return self._pop(frame_ids)
 
     def drop(self, which: Callable[[T], bool]) -> list[str]:
-        """Forget, unacknowledged, every frame with a record for which ``which`` is true.
+        """Forget, unacknowledged, every frame with a record for which ``which`` is true,
+        and every frame that shares a record with a forgotten one.
 
         For partitions given to another worker: their records will be read
         again there, so here they are neither decided nor acknowledged.
         Returns the frame ids forgotten.
         """
-        gone = [f for f, tokens in self._by_frame.items() if any(which(t) for t in tokens)]
-        self._pop(gone)
-        return gone
+        gone: dict[str, None] = {}
+        todo = [f for f, held in self._by_frame.items() if any(which(h.token) for h in held)]
+        while todo:
+            frame_id = todo.pop(0)
+            if frame_id in gone:
+                continue
+            gone[frame_id] = None
+            for held in self._by_frame.pop(frame_id, ()):
+                if held.waiting:
+                    held.waiting = set()  # dropped: never released
+                    self._count -= 1
+                todo += [f for f in held.frames if f not in gone]
+        return list(gone)
 
     def _pop(self, frame_ids: Iterable[str]) -> list[T]:
         out: list[T] = []
         for frame_id in list(frame_ids):
-            tokens = self._by_frame.pop(frame_id, None)
-            if tokens:
-                out += tokens
-                self._count -= len(tokens)
+            for held in self._by_frame.pop(frame_id, ()):
+                if frame_id in held.waiting:
+                    held.waiting.discard(frame_id)
+                    if not held.waiting:
+                        out.append(held.token)
+                        self._count -= 1
         return out

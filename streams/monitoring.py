@@ -11,16 +11,20 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.monitors.base import DetectFn, Monitor, Observation, Verdict
-from streams.events import Alert, Frame, Prediction, Signal, new_id
+from streams.events import MAX_SIGNALS, Alert, Frame, Prediction, Signal, Signals, new_id
 
-__all__ = ["SEVERITY", "AlertTracker", "Joiner", "MonitorBank", "to_signal"]
+__all__ = ["SEVERITY", "AlertTracker", "Joiner", "MonitorBank", "pack_signals", "to_signal"]
 
 log = logging.getLogger(__name__)
+
+#: Encoded bytes a ``signals/1`` record is kept under (an upper bound), whatever the reasons'
+#: length: well under MAX_EVENT_BYTES.
+SIGNALS_BYTES = 512_000
 
 #: How loud a monitor kind's alarms are.
 SEVERITY = {"integrity": "critical", "adversarial": "critical", "health": "critical"}
@@ -116,6 +120,27 @@ class MonitorBank:
             for i, verdict in zip(indices, verdicts, strict=True):
                 out[i] = verdict
         return out  # type: ignore[return-value]
+
+
+def pack_signals(signals: Iterable[Signal]) -> list[Signals]:
+    """Signals as ``signals/1`` records: one camera's each (the topic's key), in order,
+    split where a record would grow past its limits."""
+    records: list[Signals] = []
+    by_camera: dict[str, list[Signal]] = {}
+    for signal in signals:
+        by_camera.setdefault(signal.camera_id, []).append(signal)
+    for batch in by_camera.values():
+        chunk: list[Signal] = []
+        size = 0
+        for signal in batch:
+            grows = 256 + 4 * len(signal.reason)  # an upper bound of its encoded size
+            if chunk and (len(chunk) == MAX_SIGNALS or size + grows > SIGNALS_BYTES):
+                records.append(Signals(signals=chunk))
+                chunk, size = [], 0
+            chunk.append(signal)
+            size += grows
+        records.append(Signals(signals=chunk))
+    return records
 
 
 def to_signal(observation: Observation, verdict: Verdict) -> Signal:

@@ -20,7 +20,7 @@ from streams.events import (
     Frame,
     Prediction,
     Quarantine,
-    Signal,
+    Signals,
     Truth,
 )
 
@@ -85,7 +85,11 @@ TOPICS = Topics(
         "pds.predictions", Prediction, CAMERA_PARTITIONS, _DAY_MS, "detector output per frame"
     ),
     signals=TopicSpec(
-        "pds.signals", Signal, CAMERA_PARTITIONS, _DAY_MS, "monitor scores per frame"
+        "pds.signals",
+        Signals,
+        CAMERA_PARTITIONS,
+        _DAY_MS,
+        "monitor scores per frame, a camera's batch a record",
     ),
     trusted=TopicSpec(
         "pds.trusted", Prediction, CAMERA_PARTITIONS, _DAY_MS, "predictions that passed the gate"

@@ -37,6 +37,7 @@ from streams.canary import CanaryJudge
 from streams.clients import redis_client
 from streams.events import Control, InvalidEvent, Prediction, decode, delivery_of, encode
 from streams.inference import predict_batch
+from streams.monitoring import pack_signals
 from streams.outcomes import Rejected, dead_letter
 from streams.serving import ModelServer, Served, resolve_device
 from streams.signing import Keyring
@@ -121,10 +122,14 @@ async def _shadow(
                 decode_device=gpu,
             ),
         )
-        for mine, theirs in zip(served, shadow, strict=True):
-            if isinstance(mine, Prediction) and isinstance(theirs, Prediction):
-                signal = judge.compare(mine, theirs)
-                await signals_topic.send(key=signal.camera_id.encode(), value=encode(signal))
+        signals = [
+            judge.compare(mine, theirs)
+            for mine, theirs in zip(served, shadow, strict=True)
+            if isinstance(mine, Prediction) and isinstance(theirs, Prediction)
+        ]
+        for record in pack_signals(signals):
+            key = record.signals[0].camera_id.encode()
+            await signals_topic.send(key=key, value=encode(record))
     except Exception:  # the canary is on trial, the serving path is not
         log.exception("canary %s failed on a batch", candidate.version)
 

@@ -49,10 +49,10 @@ from streams.events import (
     InvalidEvent,
     Prediction,
     Quarantine,
-    Signal,
     decode,
     encode,
     new_id,
+    signals_in,
 )
 from streams.gating import Gate, GateDecision, GatePolicy, policy_kinds
 from streams.held import HeldRecords
@@ -84,8 +84,8 @@ class GateRunner:
     """The gate with its inputs and outputs: decoded records in, Kafka records and alerts out.
 
     Each input comes with an opaque token (the agent's faust event).  A
-    prediction's or a signal's token is held until nothing of its frame
-    waits in the gate any more; every other token is released at once.
+    prediction's or a signals record's token is held until nothing of its
+    frames waits in the gate any more; every other token is released at once.
     """
 
     def __init__(self, settings: Settings, store: QuarantineStore) -> None:
@@ -108,7 +108,7 @@ class GateRunner:
         decisions: list[GateDecision] = []
         release = []
         for topic, value, token in batch:
-            waits_on = None
+            waits_on: list[str] = []
             try:
                 if topic == TOPICS.frames.name:
                     frame = decode(value, Frame)  # evidence only: acknowledged at once
@@ -117,20 +117,21 @@ class GateRunner:
                         self.frames.popitem(last=False)
                 elif topic == TOPICS.predictions.name:
                     prediction = decode(value, Prediction)
-                    waits_on = prediction.frame_id
+                    waits_on = [prediction.frame_id]
                     decisions += self.gate.add_prediction(prediction, now)
                 elif topic == TOPICS.signals.name:
-                    signal = decode(value, Signal)
-                    waits_on = signal.frame_id
-                    decisions += self.gate.add_signal(signal, now)
+                    signals = signals_in(decode(value))
+                    waits_on = [signal.frame_id for signal in signals]
+                    for signal in signals:
+                        decisions += self.gate.add_signal(signal, now)
             except InvalidEvent:
                 # A bad frame is the detector's to dead-letter; predictions and signals
                 # are ours and never invalid, but a stranger may write to the topic.
                 self.invalid += 1
-            if waits_on is None:
-                release.append(token)
+            if waits_on:
+                self.held.hold(token, *waits_on)
             else:
-                self.held.hold(waits_on, token)
+                release.append(token)
         return self.settle(decisions + self.gate.expire(now), release)
 
     def expire(self) -> GateStep:

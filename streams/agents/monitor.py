@@ -4,7 +4,8 @@ Which monitors run is ``SECMLOPS_MONITORS`` (see
 :mod:`detectors.monitors.registry`).  Each agent keeps one monitor instance
 per camera (:class:`~streams.monitoring.MonitorBank`), scores every batch in
 its own one-thread executor, sends
-one ``signal/1`` per observed frame to ``pds.signals`` and an ``alert/1`` to
+one ``signal/1`` per observed frame to ``pds.signals`` (one ``signals/1`` record per
+camera and batch) and an ``alert/1`` to
 ``pds.alerts`` when a monitor starts alarming on a camera.
 
 A monitor that runs the model (feature squeezing) keeps its own copy of the
@@ -37,7 +38,7 @@ from typing import Any
 import faust
 import numpy as np
 
-from detectors.monitors.base import DetectFn, Monitor, Observation
+from detectors.monitors.base import DetectFn, Monitor, Observation, Verdict
 from detectors.monitors.registry import select
 from model_store.registry import Registry
 from model_store.signing import Verifier
@@ -56,7 +57,7 @@ from streams.calibration import CALIBRATION_REFRESH_S, CalibrationStore
 from streams.checkpoints import MonitorCheckpoints
 from streams.clients import redis_client
 from streams.events import delivery_of, encode
-from streams.monitoring import AlertTracker, Joiner, MonitorBank, to_signal
+from streams.monitoring import AlertTracker, Joiner, MonitorBank, pack_signals, to_signal
 from streams.observations import (
     ImageCache,
     frame_observation,
@@ -185,11 +186,16 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
 
     scored_since_save = False  # read and written only in own_pool's thread
 
-    def score(observations: list[Observation], detect: DetectFn | None) -> list[Any]:
+    def score(
+        observations: list[Observation], detect: DetectFn | None
+    ) -> tuple[list[Verdict], list[tuple[bytes, bytes]]]:
+        """The verdicts, and the ``pds.signals`` records (key, value) that carry them."""
         nonlocal scored_since_save
         verdicts = bank.verdicts(observations, detect)
         scored_since_save = True
-        return verdicts
+        signals = pack_signals(map(to_signal, observations, verdicts))
+        records = [(r.signals[0].camera_id.encode(), encode(r)) for r in signals]
+        return verdicts, records
 
     def save(forget: bool = False) -> None:
         nonlocal scored_since_save
@@ -231,10 +237,10 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
             observations = await loop.run_in_executor(own_pool, inputs, batch)
             if not observations:
                 continue
-            verdicts = await loop.run_in_executor(own_pool, score, observations, detect)
+            verdicts, records = await loop.run_in_executor(own_pool, score, observations, detect)
+            for key, value in records:
+                await signals_topic.send(key=key, value=value)
             for obs, verdict in zip(observations, verdicts, strict=True):
-                key = obs.camera_id.encode()
-                await signals_topic.send(key=key, value=encode(to_signal(obs, verdict)))
                 alert = alerts.update(obs, verdict)
                 if alert is not None:
                     await raise_alert(alert)

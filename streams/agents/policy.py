@@ -37,7 +37,7 @@ from streams.app import settings as app_settings
 from streams.canary import CANARY_MONITOR
 from streams.clients import redis_client
 from streams.control import announce, audit
-from streams.events import Alert, InvalidEvent, Signal, decode, new_id
+from streams.events import Alert, InvalidEvent, Signal, decode, new_id, signals_in
 from streams.rollback import RollbackPolicy, Rule, Trigger, load_rules
 
 __all__ = ["rollback_policy"]
@@ -174,11 +174,13 @@ async def rollback_policy(stream: faust.StreamT) -> None:
         if serving is None:
             continue
         triggers: list[Trigger] = []
+        signals: list[Signal] = []
         for event in events:
             try:
-                signal = decode(event.message.value or b"", Signal)
+                signals += signals_in(decode(event.message.value or b""))
             except InvalidEvent:
                 continue  # the gate counts these; the policy only needs real signals
+        for signal in signals:
             if signal.monitor == CANARY_MONITOR:
                 if _canary.version is not None and signal.model_version == _canary.version:
                     _canary.compared += 1

@@ -92,16 +92,20 @@ class TopicTail:
             self._consumer.position(tp)
 
     def collect(self, keep, count: int, timeout_s: float = 60.0) -> list:
-        """Decoded events for which ``keep(event)`` holds, in partition order, until ``count``."""
+        """Decoded events for which ``keep(event)`` holds, in partition order, until ``count``
+        (each signal of a ``signals/1`` record on its own)."""
         import time
 
-        from streams.events import decode
+        from streams.events import Signals, decode
 
         found: list = []
         deadline = time.monotonic() + timeout_s
         while len(found) < count and time.monotonic() < deadline:
             for records in self._consumer.poll(timeout_ms=200).values():
-                found += [e for e in (decode(r.value) for r in records) if keep(e)]
+                events = [decode(r.value) for r in records]
+                # A signals/1 record is read as the signals it carries.
+                events = [s for e in events for s in (e.signals if isinstance(e, Signals) else [e])]
+                found += [e for e in events if keep(e)]
         return found
 
     def close(self) -> None:

@@ -22,11 +22,13 @@ from streams.events import (
     Prediction,
     Quarantine,
     Signal,
+    Signals,
     Timing,
     Truth,
     decode,
     encode,
     new_id,
+    signals_in,
 )
 
 
@@ -75,6 +77,11 @@ EXAMPLES = [
         threshold=0.9,
         alarm=False,
         ts_ns=5,
+    ),
+    Signals(
+        signals=[
+            Signal(new_id(), "cam-1", seq, "integrity", 0.0, 1.0, False, seq) for seq in (1, 2)
+        ]
     ),
     Quarantine(
         frame_id=new_id(),
@@ -133,6 +140,22 @@ def test_a_valid_event_on_the_wrong_topic_is_rejected_as_wrong_schema():
     with pytest.raises(InvalidEvent) as err:
         decode(encode(EXAMPLES[1]), Frame)
     assert err.value.reason == "wrong_schema"
+
+
+def test_a_signals_record_carries_its_signals_and_a_lone_signal_is_read_too():
+    batch = next(e for e in EXAMPLES if isinstance(e, Signals))
+    assert signals_in(decode(encode(batch))) == batch.signals
+    lone = next(e for e in EXAMPLES if isinstance(e, Signal))
+    assert signals_in(decode(encode(lone))) == [lone], "signal/1 records stay readable"
+    with pytest.raises(InvalidEvent) as err:
+        signals_in(EXAMPLES[0])
+    assert err.value.reason == "wrong_schema"
+
+
+def test_an_empty_signals_record_is_invalid():
+    with pytest.raises(InvalidEvent) as err:
+        encode(Signals(signals=[]))
+    assert err.value.reason == "invalid"
 
 
 def test_an_unknown_schema_version_is_rejected_as_unknown_schema():

@@ -7,8 +7,18 @@ import math
 import pytest
 
 from detectors.monitors.base import Monitor, Observation, Score, Verdict, quantile_threshold
-from streams.events import Box, Frame, Prediction, Timing, decode, encode
-from streams.monitoring import AlertTracker, Joiner, MonitorBank, to_signal
+from streams.events import (
+    MAX_EVENT_BYTES,
+    MAX_SIGNALS,
+    Box,
+    Frame,
+    Prediction,
+    Signal,
+    Timing,
+    decode,
+    encode,
+)
+from streams.monitoring import AlertTracker, Joiner, MonitorBank, pack_signals, to_signal
 
 
 class Counting(Monitor):
@@ -95,6 +105,28 @@ def test_a_verdict_becomes_a_valid_signal_event():
     assert (back.frame_id, back.model_version, back.alarm) == ("0" * 32, "7", True)
     assert back.score == 1e9
     assert len(back.reason) == 2000
+
+
+def a_signal(camera: str, seq: int, reason: str = "") -> Signal:
+    return Signal(f"{seq:032x}", camera, seq, "test.counting", 0.0, 1.0, False, seq, None, reason)
+
+
+def test_signals_are_packed_one_camera_a_record_in_order():
+    signals = [a_signal(cam, seq) for seq in range(5) for cam in ("a", "b")]
+    records = pack_signals(signals)
+    assert [[s.camera_id for s in r.signals] for r in records] == [["a"] * 5, ["b"] * 5]
+    assert [s.seq for s in records[0].signals] == list(range(5))
+    assert pack_signals([]) == []
+
+
+def test_a_long_batch_is_split_within_the_record_limits():
+    many = pack_signals([a_signal("a", seq) for seq in range(MAX_SIGNALS + 1)])
+    assert [len(r.signals) for r in many] == [MAX_SIGNALS, 1]
+    # Reasons at their longest, in 4-byte characters: still every record fits in Kafka.
+    wordy = pack_signals([a_signal("a", seq, "\U0001f6b6" * 2000) for seq in range(MAX_SIGNALS)])
+    assert len(wordy) > 1
+    assert sum(len(r.signals) for r in wordy) == MAX_SIGNALS
+    assert all(len(encode(r)) < MAX_EVENT_BYTES for r in wordy)
 
 
 def test_alerts_fire_once_per_episode_not_once_per_frame():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from streams.agents.gate import GateRunner
-from streams.events import encode
+from streams.events import Signals, encode
 from streams.gating import GatePolicy
 from streams.settings import Settings
 from streams.topics import TOPICS
@@ -37,6 +37,12 @@ def signal(n: int, monitor: str) -> tuple[str, bytes, str]:
     return TOPICS.signals.name, encode(make_signal(n, monitor)), f"s{n}-{monitor}"
 
 
+def signals(monitor: str, *ns: int) -> tuple[str, bytes, str]:
+    """One monitor's signals for several frames in one record, as the monitor agents send."""
+    record = Signals(signals=[make_signal(n, monitor) for n in ns])
+    return TOPICS.signals.name, encode(record), f"s{','.join(map(str, ns))}-{monitor}"
+
+
 @pytest.fixture
 def runner() -> GateRunner:
     settings = Settings.from_env(
@@ -54,6 +60,17 @@ def test_a_frames_records_are_released_together_once_it_is_decided(runner):
     [(topic, _key, _value)] = step.records
     assert topic.get_topic_name() == TOPICS.trusted.name
     assert sorted(step.release) == ["p1", "s1-adversarial.energy", "s1-integrity"]
+    assert len(runner.held) == 0
+
+
+def test_a_record_of_several_frames_signals_is_released_with_the_last_of_them(runner):
+    runner.absorb([signals("integrity", 1, 2), signals("adversarial.energy", 1, 2)])
+    step = runner.absorb([prediction(1)])
+    assert len(step.records) == 1, "frame 1 decided"
+    assert step.release == ["p1"], "the signals records still wait on frame 2"
+    step = runner.absorb([prediction(2)])
+    assert len(step.records) == 1
+    assert sorted(step.release) == ["p2", "s1,2-adversarial.energy", "s1,2-integrity"]
     assert len(runner.held) == 0
 
 
