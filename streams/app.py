@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 import faust
 from faust.types import TP, ConsumerT
@@ -32,7 +34,7 @@ from faust.types import TP, ConsumerT
 from streams.settings import Settings
 from streams.topics import TOPICS, TopicSpec
 
-__all__ = ["App", "app", "faust_topic", "settings"]
+__all__ = ["App", "acknowledge", "app", "faust_topic", "keep_unacknowledged", "settings"]
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +51,62 @@ class App(faust.App):
     revocation callback, before faust's own handling; outputs are flushed first.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Awaited before that commit: work in flight that acknowledges records once
+        #: done (the detector's batches, :mod:`streams.inflight`) finishes first, so
+        #: its records are committed here and not predicted again by the next owner.
+        self.before_revoke: list[Callable[[], Awaitable[None]]] = []
+
     def _new_consumer(self) -> ConsumerT:
         consumer = super()._new_consumer()
         revoke = consumer.on_partitions_revoked
 
         async def commit_then_revoke(revoked: set[TP]) -> None:
-            try:
-                # A periodic commit in progress makes the first call wait and return
-                # False without committing what was acknowledged since: commit again.
-                if not await consumer.commit():
-                    await consumer.commit()
-            except Exception:  # the rebalance must go on; at worst records are read again
-                log.exception("could not commit before the rebalance")
-            await revoke(revoked)
+            await finish_commit_revoke(self.before_revoke, consumer.commit, revoke, revoked)
 
         consumer.on_partitions_revoked = commit_then_revoke  # type: ignore[method-assign]
         return consumer
+
+
+async def finish_commit_revoke(
+    before: Iterable[Callable[[], Awaitable[None]]],
+    commit: Callable[[], Awaitable[bool]],
+    revoke: Callable[[set[TP]], Awaitable[None]],
+    revoked: set[TP],
+) -> None:
+    """What :class:`App` does when partitions are about to be taken away, in this order:
+    finish the work in flight, commit what is acknowledged, then faust's own revocation.
+    Neither a failure of the first nor of the second stops the rebalance."""
+    for finish in before:
+        try:
+            await finish()
+        except Exception:  # what did not finish is read again by the next owner
+            log.exception("work in flight failed before the rebalance")
+    try:
+        # A periodic commit in progress makes the first call wait and return
+        # False without committing what was acknowledged since: commit again.
+        if not await commit():
+            await commit()
+    except Exception:  # the rebalance must go on; at worst records are read again
+        log.exception("could not commit before the rebalance")
+    await revoke(revoked)
+
+
+def keep_unacknowledged(events: Iterable[faust.EventT]) -> None:
+    """Keep events unacknowledged after the ``take_events`` batch they came in, until
+    :func:`acknowledge`: for work that ends after the loop body (the gate, the detector)."""
+    for event in events:
+        event.message.incref()  # take_events' own acknowledgement drops only its reference
+
+
+def acknowledge(events: Iterable[faust.EventT]) -> None:
+    """Acknowledge events kept by :func:`keep_unacknowledged`: once every reference is
+    gone, the offset may be committed."""
+    for event in events:
+        message = event.message
+        if event.ack():  # the last reference
+            event.app.sensors.on_message_out(message.tp, message.offset, message)
 
 
 def _credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:

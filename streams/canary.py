@@ -7,8 +7,9 @@ this judge compares the two versions' last ``window`` predictions with the
 model-health statistic (:func:`detectors.monitors.health.prediction_shift`:
 the log ratio of detections per frame and the shift of mean confidence,
 each over its scale) and emits one ``signal/1`` per frame under the monitor
-name ``canary`` (sent a batch to a ``signals/1`` record).  Paired frames make this far sharper than health's
-before/after comparison: the footage is identical, only the model differs.
+name ``canary`` (a batch to a ``signals/1`` record).  Paired frames make this
+far sharper than health's before/after comparison: the footage is identical,
+only the model differs.
 
 The policy agent (:mod:`streams.agents.policy`) aborts the canary when these
 signals alarm too often, and promotes the candidate when the period ends

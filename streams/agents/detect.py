@@ -1,10 +1,13 @@
 """The detector agent: frames in, one prediction (or one dead letter) out per frame.
 
-Batches are taken with ``take_events`` so that offsets are acknowledged only
-after the whole batch has been handled; the model runs in a one-thread
-executor per device so the event loop (heartbeats, commits, timers) never
-blocks.  Before each batch the served model is swapped if the registry's
-active version moved (:mod:`streams.serving`); each frame's signature is
+Batches are taken with ``take_events``, and a batch's offsets are
+acknowledged only after all its outcomes are sent.  The model runs in a
+one-thread executor per device so the event loop (heartbeats, commits,
+timers) never blocks, and the next batch goes into the model while the last
+one's outcomes are sent (:mod:`streams.inflight`); before a rebalance
+commits, the batches in flight are finished (:class:`streams.app.App`).
+Before each batch the served model is swapped if the registry's active
+version moved (:mod:`streams.serving`); each frame's signature is
 checked before its image is even decoded.  While a canary runs, the candidate
 version predicts on the same batch in shadow and the two are compared
 (:mod:`streams.canary`); its predictions never leave the worker.
@@ -17,6 +20,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache, partial
+from typing import Any
 
 import faust
 import msgspec
@@ -25,10 +29,12 @@ from model_store.registry import Registry
 from model_store.signing import Verifier
 from streams import claimcheck
 from streams.app import (
+    acknowledge,
     app,
     control_topic,
     deadletter_topic,
     frames_topic,
+    keep_unacknowledged,
     predictions_topic,
     signals_topic,
 )
@@ -37,6 +43,7 @@ from streams.canary import CanaryJudge
 from streams.clients import redis_client
 from streams.events import Control, InvalidEvent, Prediction, decode, delivery_of, encode
 from streams.inference import predict_batch
+from streams.inflight import InFlight
 from streams.monitoring import pack_signals
 from streams.outcomes import Rejected, dead_letter
 from streams.serving import ModelServer, Served, resolve_device
@@ -134,6 +141,24 @@ async def _shadow(
         log.exception("canary %s failed on a batch", candidate.version)
 
 
+#: The detector's batches in flight: one in the model while the one before it is sent.
+_in_flight = InFlight(depth=2)
+app.before_revoke.append(_in_flight.drain)
+
+
+def _predict(
+    server: ModelServer, payloads: list[bytes], received: list[int], **options: Any
+) -> tuple[Served | None, list[Prediction | Rejected]]:
+    """One batch in the detector's thread: the served version (swapped if the registry's
+    active one moved), and each frame's outcome."""
+    try:
+        served = server.current()
+        return served, predict_batch(served.detector, payloads, received, **options)
+    except Exception as exc:  # never crash on one batch
+        log.exception("batch of %d frames failed", len(payloads))
+        return None, [Rejected("internal_error", f"{type(exc).__name__}: {exc}")] * len(payloads)
+
+
 @app.agent(frames_topic, concurrency=1)
 async def detect_pedestrians(stream: faust.StreamT) -> None:
     loop = asyncio.get_running_loop()
@@ -144,32 +169,34 @@ async def detect_pedestrians(stream: faust.StreamT) -> None:
     pool = executor(server.device)
     await loop.run_in_executor(pool, server.current)  # fail at start, not at the first frame
     gpu = server.device if server.device.startswith("cuda") else None  # nvJPEG there
-    async for events in stream.take_events(
-        app_settings.worker_batch_size, within=app_settings.worker_batch_wait_s
-    ):
-        payloads = [event.message.value or b"" for event in events]
-        received = [int(event.message.timestamp * 1e9) for event in events]
-        try:
-            served = await loop.run_in_executor(pool, server.current)
-            outcomes = await loop.run_in_executor(
-                pool,
-                partial(
-                    predict_batch,
-                    served.detector,
-                    payloads,
-                    received,
-                    keyring=keyring,
-                    fetch_image=fetch_image,
-                    decode_device=gpu,
-                ),
-            )
-        except Exception as exc:  # never crash on one batch
-            log.exception("batch of %d frames failed", len(events))
-            outcomes = [Rejected("internal_error", f"{type(exc).__name__}: {exc}")] * len(events)
+    options = {"keyring": keyring, "fetch_image": fetch_image, "decode_device": gpu}
+
+    async def finish(
+        events: list[faust.EventT], batch: tuple[Served | None, list[Prediction | Rejected]]
+    ) -> None:
+        served, outcomes = batch
         for event, outcome in zip(events, outcomes, strict=True):
             await _send_outcome(event, outcome)
-        if server.shadow is not None:  # a canary runs: the candidate sees the same frames
+        if served is not None and server.shadow is not None:  # the canary sees the frames too
+            payloads = [event.message.value or b"" for event in events]
+            received = [int(event.message.timestamp * 1e9) for event in events]
             await _shadow(server.shadow, outcomes, payloads, received, keyring, fetch_image, gpu)
+        acknowledge(events)  # every outcome sent: the offsets may be committed
+
+    try:
+        async for events in stream.take_events(
+            app_settings.worker_batch_size, within=app_settings.worker_batch_wait_s
+        ):
+            keep_unacknowledged(events)  # until the batch's outcomes are sent
+            payloads = [event.message.value or b"" for event in events]
+            received = [int(event.message.timestamp * 1e9) for event in events]
+            predict = partial(_predict, server, payloads, received, **options)
+            await _in_flight.submit(
+                lambda predict=predict: loop.run_in_executor(pool, predict),
+                partial(finish, events),
+            )
+    finally:
+        _in_flight.cancel()  # a stop: what was not sent stays unacknowledged, read again
 
 
 @app.agent(control_topic, concurrency=1)

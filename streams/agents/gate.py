@@ -40,7 +40,14 @@ import faust
 
 from detectors.monitors.registry import select
 from streams.agents.alerts import raise_alert
-from streams.app import app, gate_input_topic, quarantine_topic, trusted_topic
+from streams.app import (
+    acknowledge,
+    app,
+    gate_input_topic,
+    keep_unacknowledged,
+    quarantine_topic,
+    trusted_topic,
+)
 from streams.app import settings as app_settings
 from streams.clients import redis_client
 from streams.events import (
@@ -236,14 +243,6 @@ def runner() -> GateRunner:
     return GateRunner(app_settings, store)
 
 
-def acknowledge(events: list[faust.EventT]) -> None:
-    """Acknowledge events the gate held (see :func:`gate_predictions`)."""
-    for event in events:
-        message = event.message
-        if event.ack():  # the last reference: the offset may now be committed
-            app.sensors.on_message_out(message.tp, message.offset, message)
-
-
 async def _in_gate(method: str) -> Any:
     """Call a method of the gate in the gate's own thread."""
     return await asyncio.get_running_loop().run_in_executor(
@@ -267,10 +266,7 @@ async def gate_predictions(stream: faust.StreamT) -> None:
     async for events in stream.take_events(
         app_settings.worker_batch_size, within=app_settings.worker_batch_wait_s
     ):
-        for event in events:
-            # One more reference, so that take_events' own acknowledgement after this
-            # batch leaves the message unacknowledged until the gate releases it.
-            event.message.incref()
+        keep_unacknowledged(events)  # until the gate releases them
         batch = [(e.message.topic, e.message.value or b"", e) for e in events]
         await _finish(await loop.run_in_executor(_pool, gate.absorb, batch))
 

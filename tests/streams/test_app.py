@@ -1,0 +1,51 @@
+"""Before partitions are taken away: finish what is in flight, commit, then revoke."""
+
+from __future__ import annotations
+
+import asyncio
+
+from streams.app import finish_commit_revoke
+
+
+def test_work_in_flight_finishes_before_the_commit_and_the_commit_before_the_revocation():
+    log: list[str] = []
+
+    async def finish() -> None:
+        await asyncio.sleep(0.01)  # a batch still in the model
+        log.append("finished")
+
+    async def commit() -> bool:
+        log.append("committed")
+        return True
+
+    async def revoke(revoked: set) -> None:
+        log.append(f"revoked {sorted(revoked)}")
+
+    asyncio.run(finish_commit_revoke([finish], commit, revoke, {1}))
+    assert log == ["finished", "committed", "revoked [1]"]
+
+
+def test_a_failure_in_flight_or_in_the_commit_does_not_stop_the_rebalance():
+    log: list[str] = []
+
+    async def broken() -> None:
+        raise ConnectionError("broker gone")
+
+    commits = iter([False, True])  # a periodic commit was in progress: commit again
+
+    async def commit() -> bool:
+        log.append("commit")
+        return next(commits)
+
+    async def revoke(revoked: set) -> None:
+        log.append("revoked")
+
+    asyncio.run(finish_commit_revoke([broken], commit, revoke, set()))
+    assert log == ["commit", "commit", "revoked"]
+
+    async def failing_commit() -> bool:
+        raise RuntimeError("coordinator moved")
+
+    log.clear()
+    asyncio.run(finish_commit_revoke([], failing_commit, revoke, set()))
+    assert log == ["revoked"]
