@@ -3,8 +3,8 @@
 Batches are taken with ``take_events``, and a batch's offsets are
 acknowledged only after all its outcomes are sent.  The model runs in a
 one-thread executor per device so the event loop (heartbeats, commits,
-timers) never blocks, and the next batch goes into the model while the last
-one's outcomes are sent (:mod:`streams.inflight`); before a rebalance
+timers) never blocks; on a GPU the next batch goes into the model while the
+last one's outcomes are sent (:mod:`streams.inflight`); before a rebalance
 commits, the batches in flight are finished (:class:`streams.app.App`).
 Before each batch the served model is swapped if the registry's active
 version moved (:mod:`streams.serving`); each frame's signature is
@@ -47,9 +47,17 @@ from streams.inflight import InFlight
 from streams.monitoring import pack_signals
 from streams.outcomes import Rejected, dead_letter
 from streams.serving import ModelServer, Served, resolve_device
+from streams.settings import Settings
 from streams.signing import Keyring
 
-__all__ = ["apply_control", "detect_pedestrians", "executor", "model_server", "new_model_server"]
+__all__ = [
+    "apply_control",
+    "detect_pedestrians",
+    "executor",
+    "in_flight_depth",
+    "model_server",
+    "new_model_server",
+]
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +149,21 @@ async def _shadow(
         log.exception("canary %s failed on a batch", candidate.version)
 
 
-#: The detector's batches in flight: one in the model while the one before it is sent.
-_in_flight = InFlight(depth=2)
+def in_flight_depth(settings: Settings) -> int:
+    """Detector batches in flight (``SECMLOPS_WORKER_IN_FLIGHT``; 0 chooses by device).
+
+    On a GPU, 2: one batch in the model while the one before it is sent, so
+    that the event loop's work overlaps device time.  On a CPU, 1: the model's
+    intra-op threads use every core, and overlapping the event loop with them
+    made them contend; measured side by side on 2 cores, 0.80-1.06 of the bare
+    model with 2 in flight against 0.90-1.27 with 1 (docs/benchmarks.md).
+    """
+    if settings.worker_in_flight:
+        return settings.worker_in_flight
+    return 2 if resolve_device(settings.device).startswith("cuda") else 1
+
+
+_in_flight = InFlight(in_flight_depth(app_settings))
 app.before_revoke.append(_in_flight.drain)
 
 
