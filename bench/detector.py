@@ -14,6 +14,8 @@ Target on the CPU: pipeline >= 0.85 of bare.  With ``--device cuda`` the bare
 model decodes on the device and runs in fp16, as the worker's device path does;
 ``--preload`` fills the topic before the worker starts, so that the worker, not
 one Python sender, is what is measured (a GPU outruns the sender).
+``--in-flight 1,2`` runs the worker with each number of detector batches in
+flight, side by side (``SECMLOPS_WORKER_IN_FLIGHT``).
 ``--monitors all`` runs every monitor agent beside the detector and counts the
 pipeline done when the last monitor signal arrives; ``bench/gpu_detector.py``
 sweeps batch sizes and precisions of the bare model.
@@ -65,12 +67,18 @@ def bare(detector: Detector, jpegs: list[bytes], batch: int, device: str = "cpu"
 
 
 def pipeline(
-    settings: Settings, keyring: Keyring, jpegs: list[bytes], log: Path, *, preload: bool
+    settings: Settings,
+    keyring: Keyring,
+    jpegs: list[bytes],
+    log: Path,
+    *,
+    preload: bool,
+    in_flight: int = 0,
 ) -> float:
     frames = [build_frame("bench", i, _blank()) for i in range(len(jpegs))]
     monitors = len(select(settings.monitors))
     forget_cameras(redis_client(settings), ["bench"])  # each run starts fresh
-    worker = WorkerProcess(log)
+    worker = WorkerProcess(log, env={"SECMLOPS_WORKER_IN_FLIGHT": str(in_flight)})
     with (
         OutcomeReader(settings) as reader,
         SignalCounter(settings) as signals,
@@ -163,7 +171,14 @@ def main() -> None:
     parser.add_argument(
         "--preload", action="store_true", help="send every frame before the worker starts"
     )
+    parser.add_argument(
+        "--in-flight",
+        default="0",
+        help="comma-separated SECMLOPS_WORKER_IN_FLIGHT values, each run as its own pipeline "
+        "row beside the same bare runs (default 0: the worker's choice for the device)",
+    )
     args = parser.parse_args()
+    depths = [int(d) for d in args.in_flight.split(",")]
 
     base = Settings.from_env()
     drive = fetch_asset(ASSETS["sample-drive"], base.cache_dir, quiet=True)
@@ -195,12 +210,25 @@ def main() -> None:
                 batch = settings.worker_batch_size
                 warm_up(detector)  # every batch shape, as the worker does at load
                 bare(detector, jpegs[:batch], batch, args.device)
-                b, p = [], []
+                b: list[float] = []
+                p: dict[int, list[float]] = {depth: [] for depth in depths}
                 for _ in range(args.repeats):
                     b.append(bare(detector, jpegs, batch, args.device))
                     log = Path(tmp) / "worker.log"
-                    p.append(pipeline(settings, keyring, jpegs, log, preload=args.preload))
-                rows.append((info.architecture, b, p))
+                    for depth in depths:
+                        p[depth].append(
+                            pipeline(
+                                settings,
+                                keyring,
+                                jpegs,
+                                log,
+                                preload=args.preload,
+                                in_flight=depth,
+                            )
+                        )
+                for depth in depths:
+                    label = info.architecture + (f", {depth} in flight" if depth else "")
+                    rows.append((label, b, p[depth]))
         finally:
             stack.down()
 
@@ -217,8 +245,8 @@ def main() -> None:
     )
     print("| model | bare frames/s | pipeline frames/s | pipeline / bare |\n|---|---|---|---|")
     for arch, b, p in rows:
-        # Paired: each pipeline run against the bare run just before it, so that a slow
-        # or fast spell of a shared machine moves both sides of a ratio.
+        # Paired: each pipeline run against the bare run of the same repeat, so that a
+        # slow or fast spell of a shared machine moves both sides of a ratio.
         ratios = [pi / bi for pi, bi in zip(p, b, strict=True)]
         spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
         print(
@@ -227,7 +255,7 @@ def main() -> None:
         )
     print(
         "\nFrames/s: medians of the runs. Ratio: the median of the paired ratios (each "
-        "pipeline run against the bare run just before it; range in brackets)."
+        "pipeline run against the bare run of the same repeat; range in brackets)."
     )
 
 

@@ -154,9 +154,10 @@ def in_flight_depth(settings: Settings) -> int:
 
     On a GPU, 2: one batch in the model while the one before it is sent, so
     that the event loop's work overlaps device time.  On a CPU, 1: the model's
-    intra-op threads use every core, and overlapping the event loop with them
-    made them contend; measured side by side on 2 cores, 0.80-1.06 of the bare
-    model with 2 in flight against 0.90-1.27 with 1 (docs/benchmarks.md).
+    intra-op threads already use every core, so overlap can only make the event
+    loop and the model contend; on 2 cores it gained nothing (two runs side by
+    side, medians of 0.97 and 0.94 of the bare model with 1 in flight, 0.90 and
+    0.94 with 2: docs/benchmarks.md), and 1 keeps less unacknowledged.
     """
     if settings.worker_in_flight:
         return settings.worker_in_flight
