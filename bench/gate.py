@@ -59,6 +59,7 @@ from streams.events import InvalidEvent, decode
 from streams.settings import Settings
 from streams.signing import Keyring
 from streams.stack import Stack, ephemeral_env
+from streams.threads import EVENT_LOOP, UNNAMED
 from streams.topics import TOPICS, camera_per_partition
 from streams.worker import WorkerGroup, WorkerProcess
 
@@ -127,10 +128,31 @@ def start_workers(settings: Settings, env: dict, log: Path, workers: int) -> Any
     return group
 
 
+def cpu_per_frame(before: dict[str, float], after: dict[str, float], frames: int) -> dict:
+    """CPU ms per frame of each thread group between two readings of the workers'
+    ``/threads/`` (:mod:`streams.threads`), the groups folded into what a reader asks
+    about: the event loop, the detector's thread, the threads Python did not start (torch's
+    intra-op pool, mostly), the monitors' threads, the gate's, and the rest."""
+    if not before or not after or frames <= 0:
+        return {}
+    named = {EVENT_LOOP: "event loop", UNNAMED: "unnamed (torch's)", "gate": "gate"}
+    out: dict[str, float] = {}
+    for group, seconds in after.items():
+        name = named.get(group) or next(
+            (label for prefix, label in _PREFIXES if group.startswith(prefix)), "other"
+        )
+        out[name] = out.get(name, 0.0) + (seconds - before.get(group, 0.0)) * 1000 / frames
+    return out
+
+
+_PREFIXES = [("detector-", "detector thread"), ("monitor-", "monitors")]
+
+
 def throughput(
     settings: Settings, keyring: Keyring, images: list, env: dict, log: Path, workers: int = 1
-) -> float:
-    """Steady frames/s of one configuration on a backlog of ``images``.
+) -> tuple[float, dict[str, float]]:
+    """Steady frames/s of one configuration on a backlog of ``images``, and the workers'
+    CPU ms per frame by thread (over the frames decided after they were ready).
 
     One worker reads a backlog sent before it starts, so that the worker, not the sender,
     is measured.  Several are started (and their group settled) first, since each joining
@@ -156,7 +178,11 @@ def throughput(
             print(f"  sender: {sent:.0f} frames/s", file=sys.stderr, flush=True)
         else:
             group = start_workers(settings, env, log, workers)
-        return steady_rate(list(outcomes.wait(ids).values()))
+        ready_ms, before = time.time() * 1000, group.thread_cpu()
+        stamps = list(outcomes.wait(ids).values())
+        after = group.thread_cpu()
+        later = sum(stamp > ready_ms for stamp in stamps)  # the rest came before `before`
+        return steady_rate(stamps), cpu_per_frame(before, after, later)
     finally:
         if group is not None:
             group.stop()
@@ -275,12 +301,15 @@ def main() -> None:
                 )
                 print(f"  {name}: latency p50/p99 {latencies[name]}", file=sys.stderr, flush=True)
             rates: dict[str, list[float]] = {name: [] for name in names}
+            cpu: dict[str, list[dict[str, float]]] = {name: [] for name in names}
             for repeat in range(args.repeats):  # ABCD DCBA ...: no configuration always first
                 for name in names if repeat % 2 == 0 else names[::-1]:
-                    rates[name].append(
-                        throughput(settings, keyring, images, envs[name], log, args.workers)
+                    rate, used = throughput(
+                        settings, keyring, images, envs[name], log, args.workers
                     )
-                    print(f"  {name}: {rates[name][-1]:.1f} frames/s", file=sys.stderr, flush=True)
+                    rates[name].append(rate)
+                    cpu[name].append(used)
+                    print(f"  {name}: {rate:.1f} frames/s, CPU {used}", file=sys.stderr, flush=True)
         finally:
             stack.down()
     print(
@@ -298,6 +327,7 @@ def main() -> None:
             f"| {CONFIGS[name][0]} | {p50:.0f} | {p99:.0f} | {rate:.1f} "
             f"| {rate / 30:.1f} | {float(np.median(ratios)):.2f}{spread} |"
         )
+    print_cpu(names, cpu)
     runs = "; ".join(f"{CONFIGS[n][0]}: " + ", ".join(f"{r:.1f}" for r in rates[n]) for n in names)
     print(
         f"\nThroughput: steady state (10th to 90th percentile of the outcomes), median of "
@@ -305,6 +335,23 @@ def main() -> None:
         f"median of the paired ratios (each run against the first row's run of the same "
         f"repeat; range in brackets). Runs, frames/s: {runs}."
     )
+
+
+def print_cpu(names: list[str], cpu: dict[str, list[dict[str, float]]]) -> None:
+    """The workers' CPU ms per frame by thread, median of the runs, one row a configuration."""
+    columns = ["event loop", "detector thread", "unnamed (torch's)", "monitors", "gate", "other"]
+    if not any(used for runs in cpu.values() for used in runs):
+        print("\n(no per-thread CPU: the workers' /threads/ page could not be read)")
+        return
+    print("\nWorkers' CPU per frame by thread, ms (median of the runs):\n")
+    print("| configuration | " + " | ".join(columns) + " | total |")
+    print("|---" * (len(columns) + 2) + "|")
+    for name in names:
+        runs = [used for used in cpu[name] if used]
+        cells = [float(np.median([r.get(c, 0.0) for r in runs])) if runs else 0.0 for c in columns]
+        total = float(np.median([sum(r.values()) for r in runs])) if runs else 0.0
+        row = " | ".join(f"{c:.1f}" for c in cells)
+        print(f"| {CONFIGS[name][0]} | {row} | {total:.1f} |")
 
 
 if __name__ == "__main__":

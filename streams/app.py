@@ -32,6 +32,7 @@ import faust
 from faust.types import TP, ConsumerT
 
 from streams.settings import Settings
+from streams.threads import thread_cpu_seconds
 from streams.topics import TOPICS, TopicSpec
 
 __all__ = ["App", "acknowledge", "app", "faust_topic", "keep_unacknowledged", "settings"]
@@ -141,6 +142,7 @@ def create_app(settings: Settings) -> App:
         topic_allow_declare=False,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
+        consumer_max_fetch_size=settings.worker_fetch_bytes,
         stream_wait_empty=False,
         broker_session_timeout=settings.worker_session_timeout_s,
         broker_commit_interval=settings.worker_commit_interval_s,
@@ -183,3 +185,10 @@ frames_and_predictions_topic = faust_topic(TOPICS.frames, TOPICS.predictions)
 # The gate reads frames (kept as evidence in case they are quarantined), predictions and
 # signals in one stream.
 gate_input_topic = faust_topic(TOPICS.frames, TOPICS.predictions, TOPICS.signals)
+
+
+@app.page("/threads/")
+async def thread_cpu(web: Any, request: Any) -> Any:
+    """CPU seconds so far by thread group (:mod:`streams.threads`), as JSON, on the
+    worker's web port (``SECMLOPS_WORKER_WEB_PORT``, bound to 127.0.0.1)."""
+    return web.json(thread_cpu_seconds())

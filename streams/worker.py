@@ -164,6 +164,21 @@ class WorkerProcess:
                 self.proc.wait(timeout=10)
         return self.proc.returncode
 
+    def thread_cpu(self) -> dict[str, float]:
+        """The worker's CPU seconds so far by thread group (its ``/threads/`` page; see
+        :mod:`streams.threads`); empty when it cannot be read."""
+        import json
+        import urllib.request
+
+        from streams.settings import Settings
+
+        port = Settings.from_env(self.env).worker_web_port
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/threads/", timeout=5) as r:
+                return {str(k): float(v) for k, v in json.load(r).items()}
+        except (OSError, ValueError):
+            return {}
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -228,6 +243,14 @@ class WorkerGroup:
                 worker.proc.send_signal(signal.SIGTERM)
         for worker in self.workers:
             worker.stop()
+
+    def thread_cpu(self) -> dict[str, float]:
+        """CPU seconds so far by thread group, summed over the workers."""
+        total: dict[str, float] = {}
+        for worker in self.workers:
+            for group, seconds in worker.thread_cpu().items():
+                total[group] = total.get(group, 0.0) + seconds
+        return total
 
     def log_tail(self, lines: int = 15) -> str:
         return "\n".join(f"--- {w.log_path.name}\n{w.log_tail(lines)}" for w in self.workers)

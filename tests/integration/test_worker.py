@@ -67,3 +67,10 @@ def test_a_malformed_event_is_dead_lettered_and_the_worker_keeps_running(worker,
     assert bad.payload_head == garbage
     assert by_reason["undecodable_image"].frame_id == corrupt.frame_id
     assert set(outcomes.predictions) == {f.frame_id for f in after}
+
+
+def test_the_worker_says_where_its_cpu_went_thread_by_thread(worker):
+    used = worker.thread_cpu()  # its /threads/ page on the web port
+    assert used.get("event-loop", 0) > 0, used
+    detector = [group for group in used if group.startswith("detector-")]
+    assert detector and used[detector[0]] > 0, "the warm-up frame ran in the detector's thread"
