@@ -40,6 +40,7 @@ import os
 import platform
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -148,11 +149,52 @@ def cpu_per_frame(before: dict[str, float], after: dict[str, float], frames: int
 _PREFIXES = [("detector-", "detector thread"), ("monitor-", "monitors")]
 
 
+class CpuSampler:
+    """Reads the workers' ``/threads/`` every half second in a thread of its own, so that
+    their CPU can be taken over the same steady window as the rate (the ends left out)."""
+
+    def __init__(self, group: Any, every_s: float = 0.5) -> None:
+        self.group, self.every_s = group, every_s
+        self.samples: list[tuple[float, dict[str, float]]] = []  # (wall ms, reading)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            reading = self.group.thread_cpu()
+            if reading:
+                self.samples.append((time.time() * 1000, reading))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def per_frame(self, stamps: list[int]) -> dict[str, float]:
+        """CPU ms per frame between the readings nearest the 10th and the 90th percentile
+        of the outcome times (broker timestamps, ms), over the frames decided between."""
+        stamps = sorted(stamps)
+        if len(self.samples) < 2 or len(stamps) < 10:
+            return {}
+        lo, hi = stamps[len(stamps) // 10], stamps[len(stamps) * 9 // 10]
+        first = max((s for s in self.samples if s[0] <= lo), default=self.samples[0], key=_at)
+        last = min((s for s in self.samples if s[0] >= hi), default=self.samples[-1], key=_at)
+        frames = sum(first[0] < stamp <= last[0] for stamp in stamps)
+        return cpu_per_frame(first[1], last[1], frames)
+
+
+def _at(sample: tuple[float, dict[str, float]]) -> float:
+    return sample[0]
+
+
 def throughput(
     settings: Settings, keyring: Keyring, images: list, env: dict, log: Path, workers: int = 1
 ) -> tuple[float, dict[str, float]]:
     """Steady frames/s of one configuration on a backlog of ``images``, and the workers'
-    CPU ms per frame by thread (over the frames decided after they were ready).
+    CPU ms per frame by thread over the same steady window.
 
     One worker reads a backlog sent before it starts, so that the worker, not the sender,
     is measured.  Several are started (and their group settled) first, since each joining
@@ -176,13 +218,16 @@ def throughput(
         if workers > 1:
             sent = len(images) / (time.monotonic() - t0)
             print(f"  sender: {sent:.0f} frames/s", file=sys.stderr, flush=True)
+            sampler = CpuSampler(group).start()
         else:
-            group = start_workers(settings, env, log, workers)
-        ready_ms, before = time.time() * 1000, group.thread_cpu()
-        stamps = list(outcomes.wait(ids).values())
-        after = group.thread_cpu()
-        later = sum(stamp > ready_ms for stamp in stamps)  # the rest came before `before`
-        return steady_rate(stamps), cpu_per_frame(before, after, later)
+            group = WorkerProcess(log, env=env).start()
+            sampler = CpuSampler(group).start()
+            group.wait_ready(settings)
+        try:
+            stamps = list(outcomes.wait(ids).values())
+        finally:
+            sampler.stop()
+        return steady_rate(stamps), sampler.per_frame(stamps)
     finally:
         if group is not None:
             group.stop()
