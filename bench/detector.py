@@ -73,12 +73,13 @@ def pipeline(
     log: Path,
     *,
     preload: bool,
-    in_flight: int = 0,
+    in_flight: int | None = None,
 ) -> float:
     frames = [build_frame("bench", i, _blank()) for i in range(len(jpegs))]
     monitors = len(select(settings.monitors))
     forget_cameras(redis_client(settings), ["bench"])  # each run starts fresh
-    worker = WorkerProcess(log, env={"SECMLOPS_WORKER_IN_FLIGHT": str(in_flight)})
+    env = {"SECMLOPS_WORKER_IN_FLIGHT": str(in_flight)} if in_flight else {}
+    worker = WorkerProcess(log, env=env)
     with (
         OutcomeReader(settings) as reader,
         SignalCounter(settings) as signals,
@@ -173,12 +174,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--in-flight",
-        default="0",
+        default="",
         help="comma-separated SECMLOPS_WORKER_IN_FLIGHT values, each run as its own pipeline "
-        "row beside the same bare runs (default 0: the worker's choice for the device)",
+        "row beside the same bare runs (default: the worker's default only)",
     )
     args = parser.parse_args()
-    depths = [int(d) for d in args.in_flight.split(",")]
+    depths: list[int | None] = [int(d) for d in args.in_flight.split(",") if d] or [None]
 
     base = Settings.from_env()
     drive = fetch_asset(ASSETS["sample-drive"], base.cache_dir, quiet=True)
@@ -211,7 +212,7 @@ def main() -> None:
                 warm_up(detector)  # every batch shape, as the worker does at load
                 bare(detector, jpegs[:batch], batch, args.device)
                 b: list[float] = []
-                p: dict[int, list[float]] = {depth: [] for depth in depths}
+                p: dict[int | None, list[float]] = {depth: [] for depth in depths}
                 for _ in range(args.repeats):
                     b.append(bare(detector, jpegs, batch, args.device))
                     log = Path(tmp) / "worker.log"
