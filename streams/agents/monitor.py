@@ -15,7 +15,7 @@ detector's batches.  In a thread of its own, its model ran beside the
 detector's: on 2 CPU cores the two intra-op thread pools fought over the
 cores, and with every monitor on the pipeline kept 0.57 of detector-only
 throughput; sharing the thread, 0.80-0.88 (docs/benchmarks.md).  The price
-is latency: a check waits for the detector's batch in progress.
+is latency: a check waits for the detector batches in flight (at most two by default).
 
 Thresholds come from ``secmlops calibrate`` for the served model version
 (:mod:`streams.calibration`), re-read every ``CALIBRATION_REFRESH_S``.  Each
@@ -135,7 +135,7 @@ def _detect_in_detector_thread(server: ModelServer) -> DetectFn:
 
     Only the model runs there, and only for the frames a monitor checks: a
     batch of unchecked frames never waits for the detector, and a checked
-    one waits for at most the detector batch in progress.  When the whole
+    one waits for at most the detector batches in flight.  When the whole
     batch ran there (the model server's refresh, then the scoring, each
     queued behind a detector batch), feature squeezing fell behind a fast
     replay by more than the gate's deadline and 36 % of the clean frames
