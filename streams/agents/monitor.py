@@ -214,8 +214,14 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
         registry = Registry(client, Verifier.from_settings(app_settings))
         calibrations = CalibrationStore(client, app_settings.model_name)
         loop = asyncio.get_running_loop()
-        # Its own copy of the model, run in the detector's thread (see the module's doc).
-        detect = _detect_in_detector_thread(new_model_server()) if cls.needs_model else None
+        # Its own copy of the model, run in the detector's thread (see the module's doc),
+        # loaded now: loaded at the first check, behind the detector's batches in flight,
+        # it made that check miss the gate's deadline on a busy worker.
+        detect = None
+        if cls.needs_model:
+            server = new_model_server()
+            await loop.run_in_executor(executor(server.device), server.current)
+            detect = _detect_in_detector_thread(server)
         refreshed, version = 0.0, None
         async for events in stream.take_events(
             app_settings.worker_batch_size, within=app_settings.worker_batch_wait_s
