@@ -182,6 +182,8 @@ class CpuSampler:
         lo, hi = stamps[len(stamps) // 10], stamps[len(stamps) * 9 // 10]
         first = max((s for s in self.samples if s[0] <= lo), default=self.samples[0], key=_at)
         last = min((s for s in self.samples if s[0] >= hi), default=self.samples[-1], key=_at)
+        if last[0] - first[0] < 2 * self.every_s * 1000:
+            return {}  # a burst shorter than two readings: nothing to measure it by
         frames = sum(first[0] < stamp <= last[0] for stamp in stamps)
         return cpu_per_frame(first[1], last[1], frames)
 
@@ -393,8 +395,11 @@ def print_cpu(names: list[str], cpu: dict[str, list[dict[str, float]]]) -> None:
     print("|---" * (len(columns) + 2) + "|")
     for name in names:
         runs = [used for used in cpu[name] if used]
-        cells = [float(np.median([r.get(c, 0.0) for r in runs])) if runs else 0.0 for c in columns]
-        total = float(np.median([sum(r.values()) for r in runs])) if runs else 0.0
+        if not runs:  # every run too short a burst to measure
+            print(f"| {CONFIGS[name][0]} |" + " – |" * (len(columns) + 1))
+            continue
+        cells = [float(np.median([r.get(c, 0.0) for r in runs])) for c in columns]
+        total = float(np.median([sum(r.values()) for r in runs]))
         row = " | ".join(f"{c:.1f}" for c in cells)
         print(f"| {CONFIGS[name][0]} | {row} | {total:.1f} |")
 

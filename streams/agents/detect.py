@@ -150,8 +150,8 @@ async def _shadow(
 #: Detector batches in flight (``SECMLOPS_WORKER_IN_FLIGHT``, default 2): one in the model
 #: while the one before it is sent, so the model does not wait for the event loop.  With
 #: every monitor on, the loop is busy, and on 2 CPU cores 2 in flight made 0.83 and 1.05
-#: of detector-only throughput against 0.78 and 0.76 with 1 (without and with the gate;
-#: detector only, no difference); docs/benchmarks.md, "Gate cost".
+#: of detector-only throughput against 0.78 and 0.76 with 1 (without and with the gate);
+#: with the detector alone, the same or a little slower.  docs/benchmarks.md, "Gate cost".
 _in_flight = InFlight(app_settings.worker_in_flight)
 app.before_revoke.append(_in_flight.drain)
 
@@ -182,14 +182,15 @@ async def detect_pedestrians(stream: faust.StreamT) -> None:
     options = {"keyring": keyring, "fetch_image": fetch_image, "decode_device": gpu}
 
     async def finish(
-        events: list[faust.EventT], batch: tuple[Served | None, list[Prediction | Rejected]]
+        events: list[faust.EventT],
+        payloads: list[bytes],
+        received: list[int],
+        batch: tuple[Served | None, list[Prediction | Rejected]],
     ) -> None:
         served, outcomes = batch
         for event, outcome in zip(events, outcomes, strict=True):
             await _send_outcome(event, outcome)
         if served is not None and server.shadow is not None:  # the canary sees the frames too
-            payloads = [event.message.value or b"" for event in events]
-            received = [int(event.message.timestamp * 1e9) for event in events]
             await _shadow(server.shadow, outcomes, payloads, received, keyring, fetch_image, gpu)
         acknowledge(events)  # every outcome sent: the offsets may be committed
 
@@ -203,7 +204,7 @@ async def detect_pedestrians(stream: faust.StreamT) -> None:
             predict = partial(_predict, server, payloads, received, **options)
             await _in_flight.submit(
                 lambda predict=predict: loop.run_in_executor(pool, predict),
-                partial(finish, events),
+                partial(finish, events, payloads, received),
             )
     finally:
         _in_flight.cancel()  # a stop: what was not sent stays unacknowledged, read again
