@@ -3,8 +3,8 @@
 Batches are taken with ``take_events``, and a batch's offsets are
 acknowledged only after all its outcomes are sent.  The model runs in a
 one-thread executor per device so the event loop (heartbeats, commits,
-timers) never blocks, and the next batch goes into the model while the last
-one's outcomes are sent (:mod:`streams.inflight`); before a rebalance
+timers) never blocks; on a GPU the next batch goes into the model while the
+last one's outcomes are sent (:mod:`streams.inflight`); before a rebalance
 commits, the batches in flight are finished (:class:`streams.app.App`).
 Before each batch the served model is swapped if the registry's active
 version moved (:mod:`streams.serving`); each frame's signature is
@@ -47,12 +47,14 @@ from streams.inflight import InFlight
 from streams.monitoring import pack_signals
 from streams.outcomes import Rejected, dead_letter
 from streams.serving import ModelServer, Served, resolve_device
+from streams.settings import Settings
 from streams.signing import Keyring
 
 __all__ = [
     "apply_control",
     "detect_pedestrians",
     "executor",
+    "in_flight_depth",
     "model_server",
     "new_model_server",
 ]
@@ -147,12 +149,24 @@ async def _shadow(
         log.exception("canary %s failed on a batch", candidate.version)
 
 
-#: Detector batches in flight (``SECMLOPS_WORKER_IN_FLIGHT``, default 2): one in the model
-#: while the one before it is sent, so the model does not wait for the event loop.  With
-#: every monitor on, the loop is busy, and on 2 CPU cores 2 in flight made 0.83 and 1.05
-#: of detector-only throughput against 0.78 and 0.76 with 1 (without and with the gate);
-#: with the detector alone, the same or a little slower.  docs/benchmarks.md, "Gate cost".
-_in_flight = InFlight(app_settings.worker_in_flight)
+def in_flight_depth(settings: Settings) -> int:
+    """Detector batches in flight (``SECMLOPS_WORKER_IN_FLIGHT``; 0 chooses by device).
+
+    With 2, one batch is in the model while the one before it is sent, so the
+    model does not wait for a busy event loop: with every monitor on, on 2 CPU
+    cores, 0.83 and 1.05 of detector-only throughput against 0.78 and 0.76 with
+    1 (without and with the gate; docs/benchmarks.md, "Gate cost").  But a
+    feature-squeezing check, which runs in the detector's thread, then waits for
+    two CPU batches, and on a loaded CPU it missed the gate's deadline (clean
+    frames held as ``missing/adversarial.squeeze`` in ``test_scenarios.py``).
+    So 0 means 2 on a GPU, where a batch takes milliseconds, and 1 on a CPU.
+    """
+    if settings.worker_in_flight:
+        return settings.worker_in_flight
+    return 2 if resolve_device(settings.device).startswith("cuda") else 1
+
+
+_in_flight = InFlight(in_flight_depth(app_settings))
 app.before_revoke.append(_in_flight.drain)
 
 

@@ -15,7 +15,7 @@ detector's batches.  In a thread of its own, its model ran beside the
 detector's: on 2 CPU cores the two intra-op thread pools fought over the
 cores, and with every monitor on the pipeline kept 0.57 of detector-only
 throughput; sharing the thread, 0.80-0.88 (docs/benchmarks.md).  The price
-is latency: a check waits for the detector batches in flight (at most two by default).
+is latency: a check waits for the detector batches in flight (``SECMLOPS_WORKER_IN_FLIGHT``).
 
 Thresholds come from ``secmlops calibrate`` for the served model version
 (:mod:`streams.calibration`), re-read every ``CALIBRATION_REFRESH_S``.  Each

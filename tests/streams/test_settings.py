@@ -77,10 +77,3 @@ def test_secrets_are_kept_out_of_repr():
     assert s.kafka_security.protocol == "SASL_SSL"
     assert "hunter2" not in repr(s)
     assert "s3cret" not in repr(s)
-
-
-def test_detector_batches_in_flight_default_to_two_and_stay_in_range():
-    assert Settings.from_env({}).worker_in_flight == 2
-    assert Settings.from_env({"SECMLOPS_WORKER_IN_FLIGHT": "1"}).worker_in_flight == 1
-    with pytest.raises(SettingsError, match="SECMLOPS_WORKER_IN_FLIGHT=0"):
-        Settings.from_env({"SECMLOPS_WORKER_IN_FLIGHT": "0"})
