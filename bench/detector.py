@@ -29,6 +29,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -52,6 +53,14 @@ from streams.signing import Keyring
 from streams.stack import Stack, ephemeral_env
 from streams.topics import TOPICS
 from streams.worker import WorkerProcess
+
+_T0 = time.monotonic()
+
+
+def say(message: str) -> None:
+    """Progress on stderr, with seconds since start: a run cut short by a time limit (the
+    GPU suite's steps) still tells where its time went."""
+    print(f"[{time.monotonic() - _T0:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
 def bare(detector: Detector, jpegs: list[bytes], batch: int, device: str = "cpu") -> float:
@@ -87,13 +96,13 @@ def pipeline(
     ):
         try:
             if not preload:
-                worker.start().wait_ready(settings)
+                _start(worker, settings)
             ids = set()
             for frame, jpeg in zip(frames, jpegs, strict=True):
                 ids.add(sender.send(_with_image(frame, jpeg)).frame_id)
             sender.flush()
             if preload:
-                worker.start().wait_ready(settings)
+                _start(worker, settings)
             outcomes = reader.wait(ids, timeout_s=1800)
             if len(outcomes.predictions) != len(jpegs):
                 raise RuntimeError(
@@ -103,9 +112,17 @@ def pipeline(
             if monitors:
                 last = signals.wait(ids, monitors * len(ids), timeout_s=1800)
                 done.append(max(last, max(done)))
-            return _steady_rate(done)
+            rate = _steady_rate(done)
+            say(f"pipeline ({in_flight or 'default'} in flight): {rate:.1f} frames/s")
+            return rate
         finally:
             worker.stop()
+
+
+def _start(worker: WorkerProcess, settings: Settings) -> None:
+    t0 = time.monotonic()
+    worker.start().wait_ready(settings)
+    say(f"worker ready in {time.monotonic() - t0:.1f} s")
 
 
 class SignalCounter:
@@ -195,8 +212,10 @@ def main() -> None:
         settings = Settings.from_env()
         stack = Stack(settings)
         stack.up(progress=False)
+        say("stack up")
         try:
             list(setup_models(settings, which=args.models.split(",")))
+            say("models registered")
             registry = Registry(redis_client(settings), Verifier.from_settings(settings))
             keyring = Keyring.from_settings(settings)
             for info in registry.versions(settings.model_name):
@@ -209,12 +228,13 @@ def main() -> None:
                     half=args.device.startswith("cuda"),
                 )
                 batch = settings.worker_batch_size
-                warm_up(detector)  # every batch shape, as the worker does at load
+                say(f"{info.architecture}: warm-up {warm_up(detector):.1f} s")  # as a worker
                 bare(detector, jpegs[:batch], batch, args.device)
                 b: list[float] = []
                 p: dict[int | None, list[float]] = {depth: [] for depth in depths}
                 for _ in range(args.repeats):
                     b.append(bare(detector, jpegs, batch, args.device))
+                    say(f"bare: {b[-1]:.1f} frames/s")
                     log = Path(tmp) / "worker.log"
                     for depth in depths:
                         p[depth].append(
