@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache, partial
 from typing import Any
 
@@ -41,20 +40,19 @@ from streams.app import (
 from streams.app import settings as app_settings
 from streams.canary import CanaryJudge
 from streams.clients import redis_client
+from streams.device_thread import DeviceThread
 from streams.events import Control, InvalidEvent, Prediction, decode, delivery_of, encode
 from streams.inference import predict_batch
 from streams.inflight import InFlight
 from streams.monitoring import pack_signals
 from streams.outcomes import Rejected, dead_letter
 from streams.serving import ModelServer, Served, resolve_device
-from streams.settings import Settings
 from streams.signing import Keyring
 
 __all__ = [
     "apply_control",
     "detect_pedestrians",
-    "executor",
-    "in_flight_depth",
+    "device_thread",
     "model_server",
     "new_model_server",
 ]
@@ -63,9 +61,10 @@ log = logging.getLogger(__name__)
 
 
 @cache
-def executor(device: str) -> ThreadPoolExecutor:
-    """One thread per device: a model is not re-entrant, and a second thread would contend."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"detector-{device}")
+def device_thread(device: str) -> DeviceThread:
+    """The one thread per device that runs every model (:mod:`streams.device_thread`): the
+    detector's batches, the canary's, and monitors' checks ahead of both."""
+    return DeviceThread(f"detector-{device}")
 
 
 def new_model_server() -> ModelServer:
@@ -126,7 +125,7 @@ async def _shadow(
     judge = _judges.setdefault(candidate.version, CanaryJudge())
     try:
         shadow = await loop.run_in_executor(
-            executor(model_server().device),
+            device_thread(model_server().device).batches,
             partial(
                 predict_batch,
                 candidate.detector,
@@ -149,24 +148,10 @@ async def _shadow(
         log.exception("canary %s failed on a batch", candidate.version)
 
 
-def in_flight_depth(settings: Settings) -> int:
-    """Detector batches in flight (``SECMLOPS_WORKER_IN_FLIGHT``; 0 chooses by device).
-
-    With 2, one batch is in the model while the one before it is sent, so the
-    model does not wait for a busy event loop: with every monitor on, on 2 CPU
-    cores, 0.83 and 1.05 of detector-only throughput against 0.78 and 0.76 with
-    1 (without and with the gate; docs/benchmarks.md, "Gate cost").  But a
-    feature-squeezing check, which runs in the detector's thread, then waits for
-    two CPU batches, and on a loaded CPU it missed the gate's deadline (clean
-    frames held as ``missing/adversarial.squeeze`` in ``test_scenarios.py``).
-    So 0 means 2 on a GPU, where a batch takes milliseconds, and 1 on a CPU.
-    """
-    if settings.worker_in_flight:
-        return settings.worker_in_flight
-    return 2 if resolve_device(settings.device).startswith("cuda") else 1
-
-
-_in_flight = InFlight(in_flight_depth(app_settings))
+# With 2 (the default), one batch is in the model while the one before it is sent, so the
+# model does not wait for a busy event loop (docs/benchmarks.md, "Gate cost"); monitors'
+# checks go ahead of the queued batch (streams.device_thread), so they wait for one at most.
+_in_flight = InFlight(app_settings.worker_in_flight)
 app.before_revoke.append(_in_flight.drain)
 
 
@@ -190,7 +175,7 @@ async def detect_pedestrians(stream: faust.StreamT) -> None:
     images = redis_client(app_settings)
     fetch_image = partial(claimcheck.fetch, images)
     server = model_server()
-    pool = executor(server.device)
+    pool = device_thread(server.device).batches
     await loop.run_in_executor(pool, server.current)  # fail at start, not at the first frame
     gpu = server.device if server.device.startswith("cuda") else None  # nvJPEG there
     options = {"keyring": keyring, "fetch_image": fetch_image, "decode_device": gpu}

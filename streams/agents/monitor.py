@@ -10,12 +10,13 @@ camera and batch) and an ``alert/1`` to
 
 A monitor that runs the model (feature squeezing) keeps its own copy of the
 serving version, but its model runs (only those) go to the detector's one
-thread per device (:func:`streams.agents.detect.executor`), between the
-detector's batches.  In a thread of its own, its model ran beside the
+thread per device (:func:`streams.agents.detect.device_thread`), ahead of the
+detector's queued batches.  In a thread of its own, its model ran beside the
 detector's: on 2 CPU cores the two intra-op thread pools fought over the
 cores, and with every monitor on the pipeline kept 0.57 of detector-only
 throughput; sharing the thread, 0.80-0.88 (docs/benchmarks.md).  The price
-is latency: a check waits for the detector batches in flight (``SECMLOPS_WORKER_IN_FLIGHT``).
+is latency: a check waits for the detector batch being run (not for the ones queued
+behind it: :mod:`streams.device_thread`).
 
 Thresholds come from ``secmlops calibrate`` for the served model version
 (:mod:`streams.calibration`), re-read every ``CALIBRATION_REFRESH_S``.  Each
@@ -44,7 +45,7 @@ from model_store.registry import Registry
 from model_store.signing import Verifier
 from streams import claimcheck
 from streams.agents.alerts import raise_alert
-from streams.agents.detect import executor, new_model_server
+from streams.agents.detect import device_thread, new_model_server
 from streams.app import (
     app,
     frames_and_predictions_topic,
@@ -135,13 +136,13 @@ def _detect_in_detector_thread(server: ModelServer) -> DetectFn:
 
     Only the model runs there, and only for the frames a monitor checks: a
     batch of unchecked frames never waits for the detector, and a checked
-    one waits for at most the detector batches in flight.  When the whole
+    one waits for at most the detector batch being run.  When the whole
     batch ran there (the model server's refresh, then the scoring, each
     queued behind a detector batch), feature squeezing fell behind a fast
     replay by more than the gate's deadline and 36 % of the clean frames
     were held as ``missing/adversarial.squeeze``.
     """
-    pool = executor(server.device)
+    pool = device_thread(server.device).checks  # ahead of the detector's queued batches
 
     def run(images: list[np.ndarray]) -> list[np.ndarray]:
         return server.current().detector.detect_batch(images)
@@ -220,7 +221,7 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
         detect = None
         if cls.needs_model:
             server = new_model_server()
-            await loop.run_in_executor(executor(server.device), server.current)
+            await loop.run_in_executor(device_thread(server.device).checks, server.current)
             detect = _detect_in_detector_thread(server)
         refreshed, version = 0.0, None
         async for events in stream.take_events(

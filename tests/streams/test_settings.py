@@ -77,3 +77,16 @@ def test_secrets_are_kept_out_of_repr():
     assert s.kafka_security.protocol == "SASL_SSL"
     assert "hunter2" not in repr(s)
     assert "s3cret" not in repr(s)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_two_detector_batches_are_in_flight_by_default_on_any_device(device):
+    # Two keep the model busy while the last batch's outcomes are sent; monitors' checks
+    # go ahead of the queued one (streams.device_thread), so a CPU needs no other default.
+    assert Settings.from_env({"SECMLOPS_DEVICE": device}).worker_in_flight == 2
+
+
+@pytest.mark.parametrize("value", ["0", "9"])
+def test_batches_in_flight_out_of_range_are_refused_by_name(value):
+    with pytest.raises(SettingsError, match=f"SECMLOPS_WORKER_IN_FLIGHT={value}"):
+        Settings.from_env({"SECMLOPS_WORKER_IN_FLIGHT": value})

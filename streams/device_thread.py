@@ -1,0 +1,115 @@
+"""One thread per device for every model run, where a monitor's check goes ahead of batches.
+
+Why one thread: a model is not re-entrant, and on a CPU two threads running
+models bring two intra-op thread pools that fight over the same cores (with
+feature squeezing in a thread of its own, every monitor on kept 0.57 of
+detector-only throughput on 2 cores; sharing the detector's thread,
+0.80-0.88: docs/benchmarks.md).
+
+Why priorities: the detector keeps up to ``SECMLOPS_WORKER_IN_FLIGHT`` batches
+queued for this thread, so that the model never waits for the event loop.
+A squeezing check queued behind them waited for all of them, and with two
+CPU batches in flight on a loaded machine it missed the gate's deadline (clean
+frames held as ``missing/adversarial.squeeze``).  Here a check waits only for
+the run in progress: :attr:`DeviceThread.checks` goes ahead of
+:attr:`DeviceThread.batches`, first come first served within each.
+
+Both lanes are :class:`concurrent.futures.Executor` s, for
+``loop.run_in_executor``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import Any
+
+__all__ = ["DeviceThread", "Lane"]
+
+_STOP = float("inf")  # sorts after every real priority: what was queued still runs
+
+
+class Lane(Executor):
+    """Submits to its :class:`DeviceThread` at one priority (lower runs first)."""
+
+    def __init__(self, thread: DeviceThread, priority: int) -> None:
+        self._thread = thread
+        self.priority = priority
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        return self._thread.submit(self.priority, fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._thread.shutdown(wait)
+
+
+class DeviceThread:
+    """A single worker thread taking the most urgent queued call first.
+
+    ``name`` becomes the thread's name with ``_0`` appended, as
+    :class:`~concurrent.futures.ThreadPoolExecutor` names its threads, so
+    :mod:`streams.threads` counts it under ``name``.
+
+    >>> thread = DeviceThread("detector-doc")
+    >>> thread.batches.submit(sum, [1, 2]).result(), thread.checks.submit(max, 3, 4).result()
+    (3, 4)
+    >>> thread.shutdown()
+    """
+
+    CHECK, BATCH = 0, 1
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._queue: queue.PriorityQueue[tuple[float, int, Any]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self.checks = Lane(self, self.CHECK)
+        self.batches = Lane(self, self.BATCH)
+
+    def submit(self, priority: int, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Queue ``fn(*args, **kwargs)`` at ``priority``; its result comes in the future."""
+        future: Future = Future()
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError(f"{self.name} is shut down")
+            if self._thread is None:
+                # A daemon, stopped at exit below: a thread blocked on its queue must not
+                # hold the interpreter open, nor be killed in the middle of a model run.
+                name = f"{self.name}_0"
+                self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+                self._thread.start()
+                atexit.register(self.shutdown)
+            self._queue.put((priority, next(self._order), (future, fn, args, kwargs)))
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Run what is queued, then stop the thread (new submissions are refused)."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            thread = self._thread
+            self._queue.put((_STOP, next(self._order), None))
+        if wait and thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            _, _, item = self._queue.get()
+            if item is None:
+                return
+            future, fn, args, kwargs = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # handed to whoever waits for it
+                future.set_exception(exc)
+            else:
+                future.set_result(result)

@@ -1,0 +1,91 @@
+"""The device thread: one thread for every model run, monitors' checks ahead of batches."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from streams.device_thread import DeviceThread
+
+
+def _blocked(thread: DeviceThread) -> tuple[threading.Event, list[str]]:
+    """A thread busy with a first batch until the returned event is set; runs are logged."""
+    started, release, order = threading.Event(), threading.Event(), []
+
+    def first() -> None:
+        started.set()
+        release.wait(5)
+        order.append("running batch")
+
+    thread.batches.submit(first)
+    assert started.wait(5)
+    return release, order
+
+
+def test_a_check_runs_before_batches_queued_ahead_of_it_but_after_the_run_in_progress():
+    thread = DeviceThread("detector-test")
+    release, order = _blocked(thread)
+    later = [thread.batches.submit(order.append, f"queued batch {n}") for n in (1, 2)]
+    check = thread.checks.submit(order.append, "check")
+    release.set()
+    check.result(5)
+    for future in later:
+        future.result(5)
+    assert order == ["running batch", "check", "queued batch 1", "queued batch 2"]
+    thread.shutdown()
+
+
+def test_calls_of_one_lane_run_in_the_order_they_came():
+    thread = DeviceThread("detector-test")
+    release, order = _blocked(thread)
+    futures = [thread.checks.submit(order.append, n) for n in range(5)]
+    release.set()
+    for future in futures:
+        future.result(5)
+    assert order == ["running batch", 0, 1, 2, 3, 4]
+    thread.shutdown()
+
+
+def test_a_failing_call_fails_its_own_future_and_the_thread_goes_on():
+    thread = DeviceThread("detector-test")
+    with pytest.raises(ZeroDivisionError):
+        thread.batches.submit(lambda: 1 / 0).result(5)
+    assert thread.batches.submit(lambda: "still here").result(5) == "still here"
+    thread.shutdown()
+
+
+def test_every_call_runs_in_one_thread_named_for_the_per_thread_cpu_table():
+    thread = DeviceThread("detector-cpu")
+    names = {
+        lane.submit(lambda: threading.current_thread().name).result(5)
+        for lane in (thread.batches, thread.checks, thread.batches)
+    }
+    assert names == {"detector-cpu_0"}  # streams.threads groups it as "detector-cpu"
+    thread.shutdown()
+
+
+def test_shutdown_runs_what_was_queued_then_refuses_more():
+    thread = DeviceThread("detector-test")
+    release, order = _blocked(thread)
+    queued = thread.batches.submit(order.append, "queued")
+    release.set()
+    thread.shutdown(wait=True)
+    assert queued.done() and order == ["running batch", "queued"]
+    with pytest.raises(RuntimeError, match="shut down"):
+        thread.checks.submit(order.append, "late")
+
+
+def test_the_lanes_serve_asyncio_run_in_executor():
+    thread = DeviceThread("detector-test")
+
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        return await asyncio.gather(
+            loop.run_in_executor(thread.batches, sum, [1, 2]),
+            loop.run_in_executor(thread.checks, max, 3, 4),
+        )
+
+    assert asyncio.run(main()) == [3, 4]
+    thread.shutdown()
