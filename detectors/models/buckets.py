@@ -11,9 +11,13 @@ shapes up to 64, which :func:`bucket_sizes` lists for a warm-up at load.  Why
 8 and not 2: on the H200 a batch of 8 took 6.4 ms against 6.2 ms for one
 frame, and 64 took 14.7 ms against 13 ms for 32 (fp16, the sweep in
 docs/benchmarks.md), so coarse buckets cost the stream little, and every
-shape fewer saves seconds at each worker start and model swap.  On a CPU no
-such plans are built and padding would only add work, so callers pad on CUDA
-only.
+shape fewer saves seconds at each worker start and model swap.  The second
+H200 run measured those seconds: 3.1 to 5.6 s for each new shape, all of it
+cuDNN planning the network's convolutions (``bench/gpu_first_batch.py``).  So
+the smallest bucket is 8, not 1: a lone frame costs the same in a batch of 8
+(171 and 1,255 frames/s at batch 1 and 8, fp16), and a load warms two sizes
+up to 64 instead of three.  On a CPU no such plans are built and padding would
+only add work, so callers pad on CUDA only.
 """
 
 from __future__ import annotations
@@ -24,14 +28,15 @@ __all__ = ["bucket", "bucket_sizes", "pad_batch"]
 
 
 def bucket(n: int, largest: int) -> int:
-    """The batch size ``n`` frames are padded to: the next power of 8, at most ``largest``.
+    """The batch size ``n`` frames are padded to: the next power of 8 from 8 up, at most
+    ``largest``.
 
     >>> [bucket(n, 48) for n in (1, 2, 8, 9, 33, 48)]
-    [1, 8, 8, 48, 48, 48]
+    [8, 8, 8, 48, 48, 48]
     """
     if not 1 <= n <= largest:
         raise ValueError(f"a batch of {n} frames does not fit the largest batch, {largest}")
-    size = 1
+    size = 8
     while size < n:
         size *= 8
     return min(largest, size)
@@ -40,8 +45,8 @@ def bucket(n: int, largest: int) -> int:
 def bucket_sizes(largest: int) -> list[int]:
     """Every size :func:`bucket` can return for batches up to ``largest``.
 
-    >>> bucket_sizes(64), bucket_sizes(48), bucket_sizes(512)
-    ([1, 8, 64], [1, 8, 48], [1, 8, 64, 512])
+    >>> bucket_sizes(64), bucket_sizes(48), bucket_sizes(512), bucket_sizes(4)
+    ([8, 64], [8, 48], [8, 64, 512], [4])
     """
     return sorted({bucket(n, largest) for n in range(1, largest + 1)})
 
