@@ -51,6 +51,7 @@ from streams.outcome_reader import OutcomeReader
 from streams.settings import Settings
 from streams.signing import Keyring
 from streams.stack import Stack, ephemeral_env
+from streams.threads import CpuSampler
 from streams.topics import TOPICS
 from streams.worker import WorkerProcess
 
@@ -83,7 +84,9 @@ def pipeline(
     *,
     preload: bool,
     in_flight: int | None = None,
-) -> float:
+) -> tuple[float, dict[str, float]]:
+    """Steady frames/s of a worker on ``jpegs``, and its CPU ms per frame by thread over the
+    same window (:class:`streams.threads.CpuSampler`)."""
     frames = [build_frame("bench", i, _blank()) for i in range(len(jpegs))]
     monitors = len(select(settings.monitors))
     forget_cameras(redis_client(settings), ["bench"])  # each run starts fresh
@@ -103,7 +106,11 @@ def pipeline(
             sender.flush()
             if preload:
                 _start(worker, settings)
-            outcomes = reader.wait(ids, timeout_s=1800)
+            sampler = CpuSampler(worker).start()
+            try:
+                outcomes = reader.wait(ids, timeout_s=1800)
+            finally:
+                sampler.stop()
             if len(outcomes.predictions) != len(jpegs):
                 raise RuntimeError(
                     f"{len(outcomes.predictions)} of {len(jpegs)} predicted:\n{worker.log_tail()}"
@@ -113,8 +120,11 @@ def pipeline(
                 last = signals.wait(ids, monitors * len(ids), timeout_s=1800)
                 done.append(max(last, max(done)))
             rate = _steady_rate(done)
-            say(f"pipeline ({in_flight or 'default'} in flight): {rate:.1f} frames/s")
-            return rate
+            cpu = sampler.per_frame([t // 1_000_000 for t in done])
+            shown = ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
+            depth = in_flight or "default"
+            say(f"pipeline ({depth} in flight): {rate:.1f} frames/s; CPU ms/frame: {shown}")
+            return rate, cpu
         finally:
             worker.stop()
 
@@ -232,24 +242,20 @@ def main() -> None:
                 bare(detector, jpegs[:batch], batch, args.device)
                 b: list[float] = []
                 p: dict[int | None, list[float]] = {depth: [] for depth in depths}
+                cpu: dict[int | None, list[dict[str, float]]] = {depth: [] for depth in depths}
                 for _ in range(args.repeats):
                     b.append(bare(detector, jpegs, batch, args.device))
                     say(f"bare: {b[-1]:.1f} frames/s")
                     log = Path(tmp) / "worker.log"
                     for depth in depths:
-                        p[depth].append(
-                            pipeline(
-                                settings,
-                                keyring,
-                                jpegs,
-                                log,
-                                preload=args.preload,
-                                in_flight=depth,
-                            )
+                        rate, used = pipeline(
+                            settings, keyring, jpegs, log, preload=args.preload, in_flight=depth
                         )
+                        p[depth].append(rate)
+                        cpu[depth].append(used)
                 for depth in depths:
                     label = info.architecture + (f", {depth} in flight" if depth else "")
-                    rows.append((label, b, p[depth]))
+                    rows.append((label, b, p[depth], cpu[depth]))
         finally:
             stack.down()
 
@@ -265,7 +271,7 @@ def main() -> None:
         f"{args.repeats} repeats\n"
     )
     print("| model | bare frames/s | pipeline frames/s | pipeline / bare |\n|---|---|---|---|")
-    for arch, b, p in rows:
+    for arch, b, p, _ in rows:
         # Paired: each pipeline run against the bare run of the same repeat, so that a
         # slow or fast spell of a shared machine moves both sides of a ratio.
         ratios = [pi / bi for pi, bi in zip(p, b, strict=True)]
@@ -278,6 +284,13 @@ def main() -> None:
         "\nFrames/s: medians of the runs. Ratio: the median of the paired ratios (each "
         "pipeline run against the bare run of the same repeat; range in brackets)."
     )
+    groups = sorted({g for *_, cpu in rows for used in cpu for g in used})
+    if groups:  # what bounds a worker that keeps up with its model: see docs/operations.md
+        print("\nWorker CPU per frame by thread, ms (median of the runs; `/threads/`):\n")
+        print(f"| pipeline | {' | '.join(groups)} |\n|---|{'---|' * len(groups)}")
+        for arch, _, _, cpu in rows:
+            cells = [statistics.median([u.get(g, 0.0) for u in cpu if u] or [0.0]) for g in groups]
+            print(f"| {arch} | {' | '.join(f'{c:.2f}' for c in cells)} |")
 
 
 if __name__ == "__main__":

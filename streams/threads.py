@@ -17,9 +17,11 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
-__all__ = ["EVENT_LOOP", "UNNAMED", "thread_cpu_seconds"]
+__all__ = ["EVENT_LOOP", "UNNAMED", "CpuSampler", "cpu_per_frame", "thread_cpu_seconds"]
 
 #: The group of the main thread, where faust's event loop runs.
 EVENT_LOOP = "event-loop"
@@ -54,3 +56,69 @@ def thread_cpu_seconds() -> dict[str, float]:
         group = names.get(int(task.name), UNNAMED)
         out[group] = out.get(group, 0.0) + seconds
     return out
+
+
+def cpu_per_frame(before: dict[str, float], after: dict[str, float], frames: int) -> dict:
+    """CPU ms per frame of each thread group between two readings of
+    :func:`thread_cpu_seconds` (a worker's ``/threads/``), the groups folded into what a reader asks
+    about: the event loop, the detector's thread, the threads Python did not start (torch's
+    intra-op pool, mostly), the monitors' threads, the gate's, and the rest."""
+    if not before or not after or frames <= 0:
+        return {}
+    named = {EVENT_LOOP: "event loop", UNNAMED: "unnamed (torch's)", "gate": "gate"}
+    out: dict[str, float] = {}
+    for group, seconds in after.items():
+        name = named.get(group) or next(
+            (label for prefix, label in _PREFIXES if group.startswith(prefix)), "other"
+        )
+        out[name] = out.get(name, 0.0) + (seconds - before.get(group, 0.0)) * 1000 / frames
+    return out
+
+
+_PREFIXES = [("detector-", "detector thread"), ("monitor-", "monitors")]
+
+
+class CpuSampler:
+    """Reads the workers' ``/threads/`` every half second in a thread of its own, so that
+    a benchmark can take their CPU over the same steady window as its rate (the ends left
+    out)."""
+
+    def __init__(self, group: Any, every_s: float = 0.5) -> None:
+        """``group``: anything with ``thread_cpu()`` (a ``WorkerProcess`` or ``WorkerGroup``)."""
+        self.group, self.every_s = group, every_s
+        self.samples: list[tuple[float, dict[str, float]]] = []  # (wall ms, reading)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            reading = self.group.thread_cpu()
+            if reading:
+                self.samples.append((time.time() * 1000, reading))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def per_frame(self, stamps: list[int]) -> dict[str, float]:
+        """CPU ms per frame between the readings nearest the 10th and the 90th percentile
+        of the outcome times (wall-clock ms, e.g. broker timestamps), over the frames
+        decided between."""
+        stamps = sorted(stamps)
+        if len(self.samples) < 2 or len(stamps) < 10:
+            return {}
+        lo, hi = stamps[len(stamps) // 10], stamps[len(stamps) * 9 // 10]
+        first = max((s for s in self.samples if s[0] <= lo), default=self.samples[0], key=_at)
+        last = min((s for s in self.samples if s[0] >= hi), default=self.samples[-1], key=_at)
+        if last[0] - first[0] < 2 * self.every_s * 1000:
+            return {}  # a burst shorter than two readings: nothing to measure it by
+        frames = sum(first[0] < stamp <= last[0] for stamp in stamps)
+        return cpu_per_frame(first[1], last[1], frames)
+
+
+def _at(sample: tuple[float, dict[str, float]]) -> float:
+    return sample[0]
