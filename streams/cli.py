@@ -106,13 +106,24 @@ def stack_status(as_json: bool) -> None:
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
-def worker(loglevel: str) -> None:
+@click.option(
+    "--processes",
+    "-p",
+    type=int,
+    default=None,
+    help="Worker processes on this host, in one consumer group: 1 to one per pds.frames "
+    "partition (default: SECMLOPS_WORKER_PROCESSES, or 1). On a GPU host several share "
+    "the card and together pass one process's ceiling (docs/operations.md).",
+)
+def worker(loglevel: str, processes: int | None) -> None:
     """Run the monitor's agents against the configured Kafka (blocks).
 
     Batch size and wait come from SECMLOPS_WORKER_BATCH_SIZE and
     SECMLOPS_WORKER_BATCH_WAIT; the worker's web port from
-    SECMLOPS_WORKER_WEB_PORT; the monitors that run from SECMLOPS_MONITORS
-    (see 'secmlops monitors').
+    SECMLOPS_WORKER_WEB_PORT (with --processes, the next ports too, one
+    each); the monitors that run from SECMLOPS_MONITORS (see 'secmlops
+    monitors').  SIGINT or SIGTERM drains: frames in flight reach their
+    outcome, then the worker stops.
     """
     import redis
     from kafka.errors import KafkaError
@@ -120,11 +131,19 @@ def worker(loglevel: str) -> None:
     from detectors.monitors.registry import MonitorLoadError
     from model_store.errors import ModelStoreError
     from streams.signing import SigningKeyError
-    from streams.worker import run_worker
+    from streams.topics import CAMERA_PARTITIONS
+    from streams.worker import preflight, run_worker
+    from streams.worker_pool import check_processes, run_processes
 
     settings = cli_settings()
+    count = settings.worker_processes if processes is None else processes
     try:
-        run_worker(loglevel)
+        if count == 1:
+            run_worker(loglevel)
+            return
+        check_processes(count, settings, CAMERA_PARTITIONS)
+        preflight(settings)  # once, clearly, rather than the same error from every process
+        sys.exit(run_processes(count, loglevel, settings))
     except KafkaError as exc:
         raise click.ClickException(
             f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}); "
