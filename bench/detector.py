@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from detectors.imaging import decode_image, decode_jpegs, encode_jpeg
 from detectors.models.base import Detector, warm_up
@@ -191,8 +192,18 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--models", default="hog,ssdlite", help="which of hog, ssdlite")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (fp16 on cuda)")
-    parser.add_argument("--batch", type=int, default=None, help="default: the worker's")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--batch",
+        default="",
+        help="comma-separated worker batch sizes, each its own rows (default: the worker's)",
+    )
+    parser.add_argument(
+        "--precision",
+        default="",
+        help="comma-separated fp16,fp32 on cuda, each its own rows (default: fp16 on cuda, "
+        "fp32 on a CPU)",
+    )
     parser.add_argument(
         "--monitors", default="none", help="SECMLOPS_MONITORS for the worker (default none)"
     )
@@ -207,14 +218,17 @@ def main() -> None:
     )
     args = parser.parse_args()
     depths: list[int | None] = [int(d) for d in args.in_flight.split(",") if d] or [None]
+    cuda = args.device.startswith("cuda")
+    precisions = [p for p in args.precision.split(",") if p] or ["fp16" if cuda else "fp32"]
+    if not set(precisions) <= {"fp16", "fp32"} or ("fp16" in precisions and not cuda):
+        parser.error("--precision takes fp16 (cuda only) and fp32")
 
     base = Settings.from_env()
+    sizes = [int(b) for b in args.batch.split(",") if b] or [base.worker_batch_size]
     drive = fetch_asset(ASSETS["sample-drive"], base.cache_dir, quiet=True)
     jpegs = [encode_jpeg(f.image, 90) for f in open_source(drive, "b", end=args.frames).frames()]
     jpegs = (jpegs * (args.frames // len(jpegs) + 1))[: args.frames]  # longer than the drive
     keys = {**throwaway_keys(), "SECMLOPS_DEVICE": args.device, "SECMLOPS_MONITORS": args.monitors}
-    if args.batch:
-        keys["SECMLOPS_WORKER_BATCH_SIZE"] = str(args.batch)
     rows = []
     with tempfile.TemporaryDirectory(prefix="secmlops-bench-") as tmp:
         env = {**ephemeral_env(Path(tmp)), **keys}
@@ -230,43 +244,84 @@ def main() -> None:
             keyring = Keyring.from_settings(settings)
             for info in registry.versions(settings.model_name):
                 registry.promote(settings.model_name, info.version, actor="bench", reason="bench")
-                detector = build_detector(
-                    registry.artifact(settings.model_name, info.version),
-                    registry.verifier,
-                    version=info.version,
-                    device=args.device,
-                    half=args.device.startswith("cuda"),
-                )
-                batch = settings.worker_batch_size
-                say(f"{info.architecture}: warm-up {warm_up(detector):.1f} s")  # as a worker
-                bare(detector, jpegs[:batch], batch, args.device)
-                b: list[float] = []
-                p: dict[int | None, list[float]] = {depth: [] for depth in depths}
-                cpu: dict[int | None, list[dict[str, float]]] = {depth: [] for depth in depths}
-                for _ in range(args.repeats):
-                    b.append(bare(detector, jpegs, batch, args.device))
-                    say(f"bare: {b[-1]:.1f} frames/s")
-                    log = Path(tmp) / "worker.log"
-                    for depth in depths:
-                        rate, used = pipeline(
-                            settings, keyring, jpegs, log, preload=args.preload, in_flight=depth
+                for batch in sizes:
+                    for precision in precisions:
+                        half = precision == "fp16"
+                        os.environ["SECMLOPS_WORKER_BATCH_SIZE"] = str(batch)
+                        os.environ["SECMLOPS_HALF"] = "1" if half else "0"
+                        label = info.architecture
+                        if len(sizes) > 1 or len(precisions) > 1:
+                            label += f", batch {batch}, {precision}"
+                        rows += measure(
+                            args,
+                            settings,
+                            keyring,
+                            registry,
+                            info,
+                            jpegs,
+                            batch,
+                            half,
+                            depths,
+                            label,
+                            Path(tmp),
                         )
-                        p[depth].append(rate)
-                        cpu[depth].append(used)
-                for depth in depths:
-                    label = info.architecture + (f", {depth} in flight" if depth else "")
-                    rows.append((label, b, p[depth], cpu[depth]))
         finally:
             stack.down()
+    report(args, rows)
 
+
+def measure(
+    args: argparse.Namespace,
+    settings: Settings,
+    keyring: Keyring,
+    registry: Registry,
+    info: Any,
+    jpegs: list[bytes],
+    batch: int,
+    half: bool,
+    depths: list[int | None],
+    label: str,
+    tmp: Path,
+) -> list[tuple[str, list[float], list[float], list[dict[str, float]]]]:
+    """Bare and pipeline runs of one version at one batch size and precision: its rows."""
+    detector = build_detector(
+        registry.artifact(settings.model_name, info.version),
+        registry.verifier,
+        version=info.version,
+        device=args.device,
+        half=half,
+        max_batch=batch if args.device.startswith("cuda") else None,  # as a GPU worker's
+    )
+    say(f"{label}: warm-up {warm_up(detector):.1f} s")  # every batch shape, as a worker
+    bare(detector, jpegs[:batch], batch, args.device)
+    b: list[float] = []
+    p: dict[int | None, list[float]] = {depth: [] for depth in depths}
+    cpu: dict[int | None, list[dict[str, float]]] = {depth: [] for depth in depths}
+    for _ in range(args.repeats):
+        b.append(bare(detector, jpegs, batch, args.device))
+        say(f"bare: {b[-1]:.1f} frames/s")
+        for depth in depths:
+            rate, used = pipeline(
+                settings, keyring, jpegs, tmp / "worker.log", preload=args.preload, in_flight=depth
+            )
+            p[depth].append(rate)
+            cpu[depth].append(used)
+    return [
+        (label + (f", {depth} in flight" if depth else ""), b, p[depth], cpu[depth])
+        for depth in depths
+    ]
+
+
+def report(args: argparse.Namespace, rows: list) -> None:
     import torch
 
     card = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     threads = f"{torch.get_num_threads()} torch threads"
+    batches = args.batch or str(Settings.from_env().worker_batch_size)
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{card} ({threads}); {args.frames} frames of the sample drive, 640x360 JPEG q90, "
-        f"batch {Settings.from_env().worker_batch_size}, monitors: {args.monitors}, "
+        f"batch {batches}, monitors: {args.monitors}, "
         f"{'topic preloaded' if args.preload else 'sent while the worker runs'}, "
         f"{args.repeats} repeats\n"
     )

@@ -93,8 +93,13 @@ def build_detector(
     version: str,
     device: str = "cpu",
     half: bool = False,
+    max_batch: int | None = None,
 ) -> Detector:
-    """Verify ``artifact``, then build the detector its manifest names."""
+    """Verify ``artifact``, then build the detector its manifest names.
+
+    ``max_batch`` is the most frames SSDLite stacks into one network call (its own default
+    when None); HOG and torchvision models batch their own way.
+    """
     state = artifact.verified_state(verifier, device)
     manifest = artifact.manifest
     arch = manifest["architecture"]
@@ -110,7 +115,7 @@ def build_detector(
         from detectors.models.ssdlite import SSDLiteDetector
 
         return SSDLiteDetector.from_state(
-            state, manifest, device=device, half=half, version=version
+            state, manifest, device=device, half=half, version=version, max_batch=max_batch
         )
     if arch == TORCHVISION:
         from detectors.models.torchvision_loader import TorchvisionDetector

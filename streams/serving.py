@@ -53,12 +53,17 @@ class ModelServer:
         *,
         device: str = "cpu",
         half: bool = False,
+        batch: int | None = None,
         poll_s: float = 0.5,
     ) -> None:
         self.registry = registry
         self.name = name
         self.device = device
         self.half = half and device.startswith("cuda")
+        # On a GPU the model takes the worker's whole batch at once (SSDLite alone chunked
+        # it at 64, so SECMLOPS_WORKER_BATCH_SIZE=256 gave the card batches of 64); on a CPU
+        # each model keeps its own, smaller chunks, which stay in the cache.
+        self.batch = batch if device.startswith("cuda") else None
         self.poll_s = poll_s
         self._served: Served | None = None
         self._shadow: Served | None = None
@@ -138,7 +143,12 @@ class ModelServer:
         t0 = time.perf_counter()
         artifact = self.registry.artifact(self.name, version)
         detector = build_detector(
-            artifact, self.registry.verifier, version=version, device=self.device, half=self.half
+            artifact,
+            self.registry.verifier,
+            version=version,
+            device=self.device,
+            half=self.half,
+            max_batch=self.batch,
         )
         warmed = warm_up(detector)  # on CUDA: every batch shape now, not on a frame's time
         log.info(

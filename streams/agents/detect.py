@@ -75,6 +75,7 @@ def new_model_server() -> ModelServer:
         app_settings.model_name,
         device=resolve_device(app_settings.device),
         half=app_settings.half,
+        batch=app_settings.worker_batch_size,
     )
 
 

@@ -101,3 +101,16 @@ def test_bad_keys_are_clear_errors(bad):
         Signer(bad)
     with pytest.raises(ModelStoreError):
         Verifier([bad or "x"])
+
+
+@pytest.mark.parametrize(("asked", "built"), [(None, 2), (256, 256)])
+def test_an_ssdlite_artifact_stacks_the_batch_its_server_asks_for(asked, built):
+    # A GPU worker asks for its whole batch (SECMLOPS_WORKER_BATCH_SIZE) in one network
+    # call; without a request SSDLite keeps its own chunks (2 frames on a CPU).
+    from detectors.models.ssdlite import SSDLite, _toy_manifest
+
+    manifest = {**_toy_manifest(), "version": "toy", "source": "untrained, for this test"}
+    state = SSDLite(manifest).state_dict()
+    artifact = make_artifact((manifest, state), SIGNER)
+    detector = build_detector(artifact, VERIFIER, version="toy", max_batch=asked)
+    assert detector.max_batch == built
