@@ -57,6 +57,17 @@ def sweep(
     return rate, peak, first
 
 
+def inputs(cache: Path | None, frames: int) -> tuple[list[bytes], dict, dict]:
+    """The first ``frames`` frames of the sample drive as JPEG q90, and SSDLite's manifest and
+    state, from the asset cache (``cache``, or ``SECMLOPS_CACHE_DIR``, or the user's)."""
+    cache = cache or Path(os.environ.get("SECMLOPS_CACHE_DIR", Path.home() / ".cache" / "secmlops"))
+    drive = fetch_asset(ASSETS["sample-drive"], cache, quiet=True)
+    graph = fetch_asset(ASSETS["ssdlite-graph"], cache, quiet=True)
+    jpegs = [encode_jpeg(f.image, 90) for f in open_source(drive, "gpu", end=frames).frames()]
+    manifest, state = ssdlite_parts(graph)
+    return jpegs, manifest, state
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
@@ -64,13 +75,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="per setting")
     parser.add_argument("--cache", type=Path, default=None, help="folder holding assets/")
     args = parser.parse_args()
-    cache = args.cache or Path(
-        os.environ.get("SECMLOPS_CACHE_DIR", Path.home() / ".cache" / "secmlops")
-    )
-    drive = fetch_asset(ASSETS["sample-drive"], cache, quiet=True)
-    graph = fetch_asset(ASSETS["ssdlite-graph"], cache, quiet=True)
-    jpegs = [encode_jpeg(f.image, 90) for f in open_source(drive, "gpu", end=300).frames()]
-    manifest, state = ssdlite_parts(graph)
+    jpegs, manifest, state = inputs(args.cache, 300)
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     print(
         f"Card: {name}; torch {torch.__version__}; 640x360 JPEG q90 frames of the sample "

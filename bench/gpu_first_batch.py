@@ -16,22 +16,14 @@ Prints Markdown.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import torch
+from gpu_detector import inputs, sync  # a sibling script: bench/ is the first entry of sys.path
 
-from detectors.imaging import decode_jpegs, encode_jpeg
+from detectors.imaging import decode_jpegs
 from detectors.models.ssdlite import SSDLiteDetector
-from model_store.catalog import ssdlite_parts
-from producers.sources import open_source
-from streams.assets import ASSETS, fetch_asset
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def stages(detector: SSDLiteDetector, jpegs: list[bytes], device: str) -> dict[str, float]:
@@ -39,10 +31,10 @@ def stages(detector: SSDLiteDetector, jpegs: list[bytes], device: str) -> dict[s
     model, times = detector.model, {}
 
     def timed(name: str, fn):  # a local helper
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         result = fn()
-        _sync(device)
+        sync(device)
         times[name] = 1000 * (time.perf_counter() - t0)
         return result
 
@@ -63,12 +55,12 @@ def stages(detector: SSDLiteDetector, jpegs: list[bytes], device: str) -> dict[s
 def steady(detector: SSDLiteDetector, jpegs: list[bytes], device: str, seconds: float) -> float:
     sizes = [(640, 360)] * len(jpegs)
     detector.detect_tensors(decode_jpegs(jpegs, sizes, device))
-    _sync(device)
+    sync(device)
     done, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         detector.detect_tensors(decode_jpegs(jpegs, sizes, device))
         done += len(jpegs)
-    _sync(device)
+    sync(device)
     return done / (time.perf_counter() - t0)
 
 
@@ -78,14 +70,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="per steady setting")
     parser.add_argument("--cache", type=Path, default=None, help="folder holding assets/")
     args = parser.parse_args()
-    cache = args.cache or Path(
-        os.environ.get("SECMLOPS_CACHE_DIR", Path.home() / ".cache" / "secmlops")
-    )
-    drive = fetch_asset(ASSETS["sample-drive"], cache, quiet=True)
-    graph = fetch_asset(ASSETS["ssdlite-graph"], cache, quiet=True)
-    jpegs = [encode_jpeg(f.image, 90) for f in open_source(drive, "gpu", end=64).frames()]
-    jpegs = (jpegs * 2)[:64]
-    manifest, state = ssdlite_parts(graph)
+    jpegs, manifest, state = inputs(args.cache, 64)
     half = args.device.startswith("cuda")
     detector = SSDLiteDetector.from_state(state, manifest, device=args.device, half=half)
     torch.zeros(1, device=args.device).sum().item()  # the CUDA context, outside every figure
