@@ -93,6 +93,10 @@ def pipeline(
     forget_cameras(redis_client(settings), ["bench"])  # each run starts fresh
     env = {"SECMLOPS_WORKER_IN_FLIGHT": str(in_flight)} if in_flight else {}
     worker = WorkerProcess(log, env=env)
+    # Readings start before the worker does (they begin once its web port answers): a worker
+    # can finish a preloaded backlog before it is ready, since its warm-up frame may queue
+    # behind the backlog on the same partition.
+    sampler = CpuSampler(worker).start()
     with (
         OutcomeReader(settings) as reader,
         SignalCounter(settings) as signals,
@@ -107,11 +111,7 @@ def pipeline(
             sender.flush()
             if preload:
                 _start(worker, settings)
-            sampler = CpuSampler(worker).start()
-            try:
-                outcomes = reader.wait(ids, timeout_s=1800)
-            finally:
-                sampler.stop()
+            outcomes = reader.wait(ids, timeout_s=1800)
             if len(outcomes.predictions) != len(jpegs):
                 raise RuntimeError(
                     f"{len(outcomes.predictions)} of {len(jpegs)} predicted:\n{worker.log_tail()}"
@@ -120,14 +120,15 @@ def pipeline(
             if monitors:
                 last = signals.wait(ids, monitors * len(ids), timeout_s=1800)
                 done.append(max(last, max(done)))
-            rate = _steady_rate(done)
-            cpu = sampler.per_frame([t // 1_000_000 for t in done])
-            shown = ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
-            depth = in_flight or "default"
-            say(f"pipeline ({depth} in flight): {rate:.1f} frames/s; CPU ms/frame: {shown}")
-            return rate, cpu
         finally:
+            sampler.stop()
             worker.stop()
+    rate = _steady_rate(done)
+    cpu = sampler.per_frame([t // 1_000_000 for t in done])
+    shown = ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
+    depth = in_flight or "default"
+    say(f"pipeline ({depth} in flight): {rate:.1f} frames/s; CPU ms/frame: {shown}")
+    return rate, cpu
 
 
 def _start(worker: WorkerProcess, settings: Settings) -> None:

@@ -127,7 +127,7 @@ class Settings:
     maven_repo: str = "https://repo1.maven.org/maven2"
     app_id: str = "secmlops-pds"
     worker_batch_size: int = 32
-    worker_batch_wait_s: float = 0.01  # each agent's wait for a batch to fill: latency
+    worker_batch_wait_s: float = 0.05  # each agent's wait for a batch to fill (README)
     worker_in_flight: int = 2  # detector batches in flight (streams.inflight)
     worker_processes: int = 1  # `secmlops worker` processes on this host (streams.worker_pool)
     worker_fetch_bytes: int = 8 * 1024**2  # most bytes fetched per partition at once
@@ -195,7 +195,7 @@ class Settings:
             maven_repo=(_str(env, "MAVEN_REPO") or "https://repo1.maven.org/maven2").rstrip("/"),
             app_id=_str(env, "APP_ID", "secmlops-pds") or "secmlops-pds",
             worker_batch_size=_int(env, "WORKER_BATCH_SIZE", 32, 1, 4096),
-            worker_batch_wait_s=_float(env, "WORKER_BATCH_WAIT", 0.01, 0.001, 60.0),
+            worker_batch_wait_s=_float(env, "WORKER_BATCH_WAIT", 0.05, 0.001, 60.0),
             worker_in_flight=_int(env, "WORKER_IN_FLIGHT", 2, 1, 8),
             worker_processes=_int(env, "WORKER_PROCESSES", 1, 1, 64),
             worker_fetch_bytes=_int(env, "WORKER_FETCH_BYTES", 8 * 1024**2, 2**20, 2**30),

@@ -90,9 +90,3 @@ def test_two_detector_batches_are_in_flight_by_default_on_any_device(device):
 def test_batches_in_flight_out_of_range_are_refused_by_name(value):
     with pytest.raises(SettingsError, match=f"SECMLOPS_WORKER_IN_FLIGHT={value}"):
         Settings.from_env({"SECMLOPS_WORKER_IN_FLIGHT": value})
-
-
-def test_a_batch_waits_10_ms_to_fill_by_default():
-    # Each agent waits this long for a batch, one after another along a frame's path: at
-    # 50 ms the capture-to-trusted p50 was twice as long on 2 cores, for no throughput.
-    assert Settings.from_env({}).worker_batch_wait_s == 0.01
