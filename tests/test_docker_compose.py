@@ -253,6 +253,15 @@ def test_worker_starts_after_healthy_kafka_and_redis():
     assert worker["restart"] == "unless-stopped"
 
 
+def test_docker_waits_for_the_workers_drain_before_killing_it():
+    # On SIGTERM a worker drains for up to SECMLOPS_WORKER_DRAIN_TIMEOUT, then faust stops;
+    # killed sooner, its frames in flight are read and predicted again by the next owner.
+    grace = _service("worker")["stop_grace_period"]
+    seconds = int(re.fullmatch(r"(\d+)s", grace).group(1))
+    drain = Settings.from_env(_env(_service("worker"))).worker_drain_timeout_s
+    assert seconds >= drain + 30, f"stop_grace_period {grace} < drain {drain:g} s + 30 s"
+
+
 def test_redis_persists_like_the_local_stack(tmp_path):
     local = dict(
         line.split(" ", 1)
