@@ -15,9 +15,10 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 
 
 def spin(seconds: float) -> None:
+    """Keep this thread on a core for ``seconds`` of its own CPU time."""
     end = time.thread_time() + seconds
     while time.thread_time() < end:
-        pass
+        sum(range(1000))  # busy work: the point is to use CPU
 
 
 def test_a_busy_pool_thread_is_counted_under_its_pool_name():
