@@ -44,6 +44,7 @@ from model_store.setup import setup_models
 from model_store.signing import Verifier, throwaway_keys
 from producers.frames import FrameSender, build_frame
 from producers.sources import open_source
+from streams.allocator import tune_allocator
 from streams.assets import ASSETS, fetch_asset
 from streams.checkpoints import forget_cameras
 from streams.clients import redis_client, tail
@@ -225,6 +226,8 @@ def main() -> None:
         parser.error("--precision takes fp16 (cuda only) and fp32")
 
     base = Settings.from_env()
+    # The bare model gets the allocator set-up a worker gets (SECMLOPS_TUNE_MALLOC).
+    say(f"allocator tuned: {tune_allocator(base.tune_malloc)}")
     sizes = [int(b) for b in args.batch.split(",") if b] or [base.worker_batch_size]
     drive = fetch_asset(ASSETS["sample-drive"], base.cache_dir, quiet=True)
     jpegs = [encode_jpeg(f.image, 90) for f in open_source(drive, "b", end=args.frames).frames()]

@@ -32,6 +32,7 @@ from detectors.monitors.base import Observation
 from detectors.monitors.registry import available, load
 from model_store.catalog import build_detector, hog_parts, make_artifact, ssdlite_parts
 from model_store.signing import Signer, Verifier, new_key_pair
+from streams.allocator import tune_allocator
 from streams.assets import ASSETS, fetch_asset
 from streams.offline import _prediction
 from streams.settings import Settings
@@ -141,6 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
+    tune_allocator(Settings.from_env().tune_malloc)  # as the worker does
     jpegs = frames(args.frames)
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     print(

@@ -52,6 +52,7 @@ from detectors.monitors.squeeze import FeatureSqueezing
 from producers.injection.adversarial import Adversary
 from producers.injection.natural import NATURAL
 from producers.injection.spec import parse_spec
+from streams.allocator import tune_allocator
 from streams.assets import ASSETS, fetch_asset
 from streams.offline import Footage, record_footage
 from streams.settings import Settings
@@ -352,6 +353,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 0))
+    tune_allocator(Settings.from_env().tune_malloc)  # as the worker does
     t0 = time.time()
     frames = read_drive()
     print(f"## Monitor quality on the sample drive ({len(frames)} frames, 640×360, JPEG q90)\n")

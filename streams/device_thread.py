@@ -4,7 +4,12 @@ Why one thread: a model is not re-entrant, and on a CPU two threads running
 models bring two intra-op thread pools that fight over the same cores (with
 feature squeezing in a thread of its own, every monitor on kept 0.57 of
 detector-only throughput on 2 cores; sharing the detector's thread,
-0.80-0.88: docs/benchmarks.md).
+0.80-0.88: docs/benchmarks.md).  Keep it the only thread that runs torch in the
+process, the event loop included: torch's CPU kernels use OpenMP, which gives
+each calling thread a team of its own, and GNU OpenMP cuts its spin-waits to
+almost nothing once a process has more of its threads than cores.  SSDLite on
+2 cores, batches of 32 in one non-main thread: 103-107 frames/s; the same in a
+thread after the main thread had also run the model: 56-61.
 
 Why priorities: the detector keeps up to ``SECMLOPS_WORKER_IN_FLIGHT`` batches
 queued for this thread, so that the model never waits for the event loop.

@@ -145,6 +145,7 @@ class Settings:
     model_trusted_keys: tuple[str, ...] = ()
     device: str = "auto"
     half: bool = True
+    tune_malloc: bool = True  # glibc allocator set up for torch on a CPU (streams.allocator)
     actor: str = "unknown"
     monitors: tuple[str, ...] = ("all",)
     monitor_checkpoint_s: float = 10.0
@@ -217,6 +218,7 @@ class Settings:
             ),
             device=_choice(env, "DEVICE", "auto", ("auto", "cpu", "cuda")),
             half=_choice(env, "HALF", "1", ("0", "1")) == "1",
+            tune_malloc=_choice(env, "TUNE_MALLOC", "1", ("0", "1")) == "1",
             actor=_str(env, "ACTOR") or env.get("USER") or "unknown",
             monitors=_names(env, "MONITORS", "all"),
             monitor_checkpoint_s=_float(env, "MONITOR_CHECKPOINT", 10.0, 0.0, 86400.0),

@@ -52,6 +52,7 @@ def test_external_services_are_not_managed():
         ("SECMLOPS_WORKER_BATCH_SIZE", "0"),
         ("SECMLOPS_WORKER_BATCH_WAIT", "soon"),
         ("SECMLOPS_KAFKA_SECURITY_PROTOCOL", "TLS"),
+        ("SECMLOPS_TUNE_MALLOC", "yes"),
     ],
 )
 def test_bad_values_are_errors_that_name_the_variable(name, value):
@@ -90,3 +91,8 @@ def test_two_detector_batches_are_in_flight_by_default_on_any_device(device):
 def test_batches_in_flight_out_of_range_are_refused_by_name(value):
     with pytest.raises(SettingsError, match=f"SECMLOPS_WORKER_IN_FLIGHT={value}"):
         Settings.from_env({"SECMLOPS_WORKER_IN_FLIGHT": value})
+
+
+def test_the_allocator_is_tuned_unless_turned_off():
+    assert Settings.from_env({}).tune_malloc
+    assert not Settings.from_env({"SECMLOPS_TUNE_MALLOC": "0"}).tune_malloc
