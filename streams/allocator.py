@@ -14,8 +14,9 @@ ran at 102 to 107 frames/s in every process, with the same peak memory
 (``bench/detector.py``; docs/benchmarks.md, "Detector").
 
 The settings are process-wide and harmless to code that does not use torch.
-They are applied with ``mallopt(3)`` when the process starts its model work
-(the worker, the benchmarks); a C library other than glibc is left alone.
+They are applied with ``mallopt(3)`` as every ``secmlops`` command starts
+(the worker, ``calibrate``, ``evaluate`` and the demo run models in their own
+process) and by the benchmarks; a C library other than glibc is left alone.
 ``SECMLOPS_TUNE_MALLOC=0`` turns it off (e.g. to use jemalloc through
 ``LD_PRELOAD`` instead).
 """

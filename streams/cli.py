@@ -6,6 +6,7 @@ variables (see the README); options override them for one run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -14,11 +15,13 @@ import click
 from model_store.cli import models
 from producers.cli import data, keys, replay
 from streams.alerts_cli import alerts
+from streams.allocator import tune_allocator
 from streams.assets import AssetError
 from streams.cli_support import cli_settings
 from streams.eval_cli import evaluate
 from streams.monitor_cli import calibrate, monitors
 from streams.quarantine_cli import quarantine
+from streams.settings import Settings, SettingsError
 from streams.stack import Stack, StackError
 
 __all__ = ["main"]
@@ -39,6 +42,11 @@ def cli() -> None:
       secmlops worker          run the agents (Ctrl-C to stop)
       secmlops demo            the whole story on the local stack
     """
+    # Before any model is loaded (the worker, calibrate, evaluate and the demo run models
+    # in this process): SECMLOPS_TUNE_MALLOC, streams/allocator.py.  A bad setting is left
+    # for the command itself to report, by name.
+    with contextlib.suppress(SettingsError):
+        tune_allocator(Settings.from_env().tune_malloc)
 
 
 @cli.group()

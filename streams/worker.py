@@ -70,11 +70,9 @@ def run_worker(loglevel: str = "info") -> None:
     Blocks; on SIGINT/SIGTERM it takes no new frames, lets those in flight
     reach their outcome (:mod:`streams.drain`), then returns.
     """
-    from streams.allocator import tune_allocator
     from streams.app import app, settings
     from streams.clients import ensure_topics
 
-    tune_allocator(settings.tune_malloc)  # before any model is loaded
     preflight(settings)
     ensure_topics(settings)
     # Importing the agent modules registers their agents with the app.

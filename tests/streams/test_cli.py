@@ -97,3 +97,13 @@ def test_a_worker_without_frame_keys_refuses_to_start_and_says_why(tmp_path):
     assert result.returncode == 1
     assert "the worker cannot start" in result.stderr
     assert "SECMLOPS_FRAME_KEY" in result.stderr
+
+
+def test_every_command_sets_the_allocator_up_first_unless_turned_off(monkeypatch):
+    import streams.cli
+
+    calls = []
+    monkeypatch.setattr(streams.cli, "tune_allocator", calls.append)
+    assert run("topics").exit_code == 0
+    assert run("topics", env={"SECMLOPS_TUNE_MALLOC": "0"}).exit_code == 0
+    assert calls == [True, False]
