@@ -226,7 +226,8 @@ def main() -> None:
         parser.error("--precision takes fp16 (cuda only) and fp32")
 
     base = Settings.from_env()
-    # The bare model gets the allocator set-up a worker gets (SECMLOPS_TUNE_MALLOC).
+    # The bare model gets the allocator set-up every secmlops command, the worker included,
+    # gets (SECMLOPS_TUNE_MALLOC).
     say(f"allocator tuned: {tune_allocator(base.tune_malloc)}")
     sizes = [int(b) for b in args.batch.split(",") if b] or [base.worker_batch_size]
     drive = fetch_asset(ASSETS["sample-drive"], base.cache_dir, quiet=True)

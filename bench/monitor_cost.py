@@ -142,7 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    tune_allocator(Settings.from_env().tune_malloc)  # as the worker does
+    tune_allocator(Settings.from_env().tune_malloc)  # as every secmlops command does
     jpegs = frames(args.frames)
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     print(

@@ -353,7 +353,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 0))
-    tune_allocator(Settings.from_env().tune_malloc)  # as the worker does
+    tune_allocator(Settings.from_env().tune_malloc)  # as every secmlops command does
     t0 = time.time()
     frames = read_drive()
     print(f"## Monitor quality on the sample drive ({len(frames)} frames, 640×360, JPEG q90)\n")
