@@ -4,7 +4,7 @@ The same SSDLite, on the same decoded frames of the sample drive, in fresh
 processes that differ only in
 
 * **the allocator**: glibc's defaults, or set up by :mod:`streams.allocator`
-  (``SECMLOPS_TUNE_MALLOC``, what a worker does);
+  (``SECMLOPS_TUNE_MALLOC``, what every ``secmlops`` command does);
 * **the thread that runs torch**: the main thread (as a bare benchmark does),
   one other thread only (as a worker's device thread does,
   :mod:`streams.device_thread`), or another thread after the main thread has
@@ -43,7 +43,7 @@ def child(where: str, tuned: bool, frames: int, passes: int) -> dict[str, float]
     """Load, decode and time the model in this process as configured; its rate and CPU."""
     from streams.allocator import tune_allocator
 
-    applied = tune_allocator(tuned)  # first, as a worker does, before any model memory
+    applied = tune_allocator(tuned)  # first, as the CLI does, before any model memory
     from detectors.imaging import decode_image, encode_jpeg
     from model_store.catalog import ssdlite_parts
     from producers.sources import open_source

@@ -6,12 +6,12 @@ threshold with ``mmap`` and returns them with ``munmap``, and it trims the
 top of the heap back to the system; the threshold moves with what was freed
 before.  So the same model, on the same frames, either reuses heap memory or
 takes a page fault on every fresh page, depending on the process's history.
-On the 2-core development machine SSDLite ran at 54 to 83 frames/s with
+On the 2-core development machine SSDLite ran at 62 to 105 frames/s with
 glibc's defaults (30 % of the time in the kernel), in different processes
 minutes apart: the "spells" earlier benchmarks blamed on the machine.
 With the threshold held at its maximum and the trim and top pad raised, it
-ran at 102 to 107 frames/s in every process, with the same peak memory
-(``bench/detector.py``; docs/benchmarks.md, "Detector").
+ran at 93 to 106 frames/s in every process, with the same peak memory
+(``bench/cpu_runtime.py``; docs/benchmarks.md, "CPU runtime").
 
 The settings are process-wide and harmless to code that does not use torch.
 They are applied with ``mallopt(3)`` as every ``secmlops`` command starts
@@ -42,20 +42,16 @@ MALLOC_OPTIONS: dict[str, tuple[int, int]] = {
     "top_pad": (_M_TOP_PAD, 32 * 2**20),
 }
 
-_applied = False
-
 
 def tune_allocator(enabled: bool = True) -> bool:
-    """Apply :data:`MALLOC_OPTIONS` to this process once; True when they are in effect.
+    """Apply :data:`MALLOC_OPTIONS` to this process; True when they are in effect.
 
     Does nothing (and returns False) when ``enabled`` is false, or when the C
-    library is not glibc: ``mallopt`` parameters are glibc's own.
+    library is not glibc: ``mallopt`` parameters are glibc's own.  Applying
+    them again is harmless.
     """
-    global _applied
     if not enabled:
         return False
-    if _applied:
-        return True
     if platform.libc_ver()[0] != "glibc":
         log.info("C library is not glibc: allocator left at its defaults")
         return False
@@ -66,5 +62,4 @@ def tune_allocator(enabled: bool = True) -> bool:
     if refused:
         log.warning("glibc refused mallopt %s; allocator partly at its defaults", refused)
         return False
-    _applied = True
     return True

@@ -8,8 +8,8 @@ detector-only throughput on 2 cores; sharing the detector's thread,
 process, the event loop included: torch's CPU kernels use OpenMP, which gives
 each calling thread a team of its own, and GNU OpenMP cuts its spin-waits to
 almost nothing once a process has more of its threads than cores.  SSDLite on
-2 cores, batches of 32 in one non-main thread: 103-107 frames/s; the same in a
-thread after the main thread had also run the model: 56-61.
+2 cores, in one non-main thread: 93 frames/s (79-104); the same in a thread
+after the main thread had also run the model: 61 (57-62) (bench/cpu_runtime.py).
 
 Why priorities: the detector keeps up to ``SECMLOPS_WORKER_IN_FLIGHT`` batches
 queued for this thread, so that the model never waits for the event loop.

@@ -1,4 +1,4 @@
-"""The worker's allocator: large blocks stay on the heap once tuned, so that torch's
+"""A process's allocator: large blocks stay on the heap once tuned, so that torch's
 per-layer buffers do not cost a page fault each (streams.allocator)."""
 
 from __future__ import annotations
@@ -62,13 +62,16 @@ def test_untuned_glibc_maps_a_large_block_of_its_own():
     assert _probe(enabled=False) == (0, 1)
 
 
+def _no_c_library(*_args, **_kwargs):
+    raise AssertionError("the C library was called")
+
+
 def test_turned_off_it_does_nothing(monkeypatch):
-    monkeypatch.setattr(allocator, "_applied", False)
+    monkeypatch.setattr(allocator.ctypes, "CDLL", _no_c_library)
     assert tune_allocator(enabled=False) is False
-    assert allocator._applied is False
 
 
 def test_another_c_library_is_left_alone(monkeypatch):
-    monkeypatch.setattr(allocator, "_applied", False)
+    monkeypatch.setattr(allocator.ctypes, "CDLL", _no_c_library)
     monkeypatch.setattr(platform, "libc_ver", lambda: ("", ""))
     assert tune_allocator() is False
