@@ -21,6 +21,12 @@ DCBA, ...).  The shared machine's speed drifts by up to 1.7× over minutes
 ratio is the median of *paired* ratios: each run against the first
 configuration's run of the same repeat.
 
+Where the time goes, over the same steady window: the workers' CPU by thread
+(``/threads/``), their device threads' busy time by lane, detector batches
+against monitors' checks (``/device/``; on a CPU the device thread bounds the
+rate, so the checks' share is squeezing's cost), and the CPU of the broker
+and Redis, which share this machine's cores with the workers.
+
 The monitors are calibrated first, as ``secmlops calibrate`` would on a
 deployment (frames 0-299 of the drive; the measured frames come after):
 an uncalibrated monitor's cost is not the one an operator pays.
@@ -59,7 +65,7 @@ from streams.events import InvalidEvent, decode
 from streams.settings import Settings
 from streams.signing import Keyring
 from streams.stack import Stack, ephemeral_env
-from streams.threads import CpuSampler
+from streams.threads import CpuSampler, process_cpu_seconds
 from streams.topics import TOPICS, camera_per_partition
 from streams.worker import WorkerGroup, WorkerProcess
 
@@ -129,10 +135,18 @@ def start_workers(settings: Settings, env: dict, log: Path, workers: int) -> Any
 
 
 def throughput(
-    settings: Settings, keyring: Keyring, images: list, env: dict, log: Path, workers: int = 1
-) -> tuple[float, dict[str, float]]:
+    settings: Settings,
+    keyring: Keyring,
+    images: list,
+    env: dict,
+    log: Path,
+    workers: int = 1,
+    stack_pids: dict[str, int | None] | None = None,
+) -> tuple[float, dict[str, float], dict[str, float]]:
     """Steady frames/s of one configuration on a backlog of ``images``, and the workers'
-    CPU ms per frame by thread over the same steady window.
+    CPU ms per frame by thread, plus (third) their device threads' busy ms per frame by
+    lane (``batches``, ``checks``) and the CPU ms per frame of the stack's processes
+    (``stack_pids``: the broker, Redis), all over the same steady window.
 
     One worker reads a backlog sent before it starts, so that the worker, not the sender,
     is measured.  Several are started (and their group settled) first, since each joining
@@ -143,6 +157,7 @@ def throughput(
     names = cameras("bench-tput", workers)
     forget_cameras(redis_client(settings), names)  # each run starts fresh
     group = None
+    extras = {"stack": lambda: process_cpu_seconds(stack_pids or {})}
     try:
         outcomes = Outcomes(settings, env["SECMLOPS_GATE"] == "1")
         if workers > 1:
@@ -156,16 +171,17 @@ def throughput(
         if workers > 1:
             sent = len(images) / (time.monotonic() - t0)
             print(f"  sender: {sent:.0f} frames/s", file=sys.stderr, flush=True)
-            sampler = CpuSampler(group).start()
+            sampler = CpuSampler(group, extras=extras).start()
         else:
             group = WorkerProcess(log, env=env).start()
-            sampler = CpuSampler(group).start()
+            sampler = CpuSampler(group, extras=extras).start()
             group.wait_ready(settings)
         try:
             stamps = list(outcomes.wait(ids).values())
         finally:
             sampler.stop()
-        return steady_rate(stamps), sampler.per_frame(stamps)
+        more = {**sampler.device_per_frame(stamps), **sampler.extra_per_frame("stack", stamps)}
+        return steady_rate(stamps), sampler.per_frame(stamps), more
     finally:
         if group is not None:
             group.stop()
@@ -259,6 +275,12 @@ def main() -> None:
         settings = Settings.from_env()
         stack = Stack(settings)
         stack.up(progress=False)
+        # Their CPU too: on one machine, every record the monitors add is the broker's work.
+        stack_pids = {
+            "broker": stack.kafka.proc.pid(),
+            "Redis": stack.redis.proc.pid(),
+            "bench": os.getpid(),  # this process: the outcome reader, the sampler
+        }
         try:
             list(setup_models(settings, which=["ssdlite"]))
             # Calibrated monitors, as deployed (thresholds, squeezing's trigger), on frames
@@ -285,14 +307,20 @@ def main() -> None:
                 print(f"  {name}: latency p50/p99 {latencies[name]}", file=sys.stderr, flush=True)
             rates: dict[str, list[float]] = {name: [] for name in names}
             cpu: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+            busy: dict[str, list[dict[str, float]]] = {name: [] for name in names}
             for repeat in range(args.repeats):  # ABCD DCBA ...: no configuration always first
                 for name in names if repeat % 2 == 0 else names[::-1]:
-                    rate, used = throughput(
-                        settings, keyring, images, envs[name], log, args.workers
+                    rate, used, lanes = throughput(
+                        settings, keyring, images, envs[name], log, args.workers, stack_pids
                     )
                     rates[name].append(rate)
                     cpu[name].append(used)
-                    print(f"  {name}: {rate:.1f} frames/s, CPU {used}", file=sys.stderr, flush=True)
+                    busy[name].append(lanes)
+                    print(
+                        f"  {name}: {rate:.1f} frames/s, CPU {used}, device and stack {lanes}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
         finally:
             stack.down()
     print(
@@ -311,6 +339,7 @@ def main() -> None:
             f"| {rate / 30:.1f} | {float(np.median(ratios)):.2f}{spread} |"
         )
     print_cpu(names, cpu)
+    print_device(names, busy)
     runs = "; ".join(f"{CONFIGS[n][0]}: " + ", ".join(f"{r:.1f}" for r in rates[n]) for n in names)
     print(
         f"\nThroughput: steady state (10th to 90th percentile of the outcomes), median of "
@@ -338,6 +367,40 @@ def print_cpu(names: list[str], cpu: dict[str, list[dict[str, float]]]) -> None:
         total = float(np.median([sum(r.values()) for r in runs]))
         row = " | ".join(f"{c:.1f}" for c in cells)
         print(f"| {CONFIGS[name][0]} | {row} | {total:.1f} |")
+
+
+def print_device(names: list[str], busy: dict[str, list[dict[str, float]]]) -> None:
+    """The device threads' busy ms per frame (the detector's batches, the monitors'
+    checks: feature squeezing's second model runs) and the stack's CPU ms per frame
+    (broker, Redis, and this process: on this machine they share the cores), median of
+    the runs."""
+    if not any(lanes for runs in busy.values() for lanes in runs):
+        return
+    columns = ["batches", "checks", "broker", "Redis", "bench"]
+    print("\nDevice thread busy, and the stack's CPU, ms per frame (median of the runs):\n")
+    print(
+        "| configuration | detector batches | monitors' checks | checks' share "
+        "| broker CPU | Redis CPU | this bench's CPU |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name in names:
+        runs = [lanes for lanes in busy[name] if lanes]
+        if not runs:
+            print(f"| {CONFIGS[name][0]} |" + " – |" * 6)
+            continue
+        cell = {c: float(np.median([r.get(c, math.nan) for r in runs])) for c in columns}
+        share = float(
+            np.median(
+                [
+                    r.get("checks", 0.0) / (r.get("batches", 0.0) + r.get("checks", 0.0) or 1.0)
+                    for r in runs
+                ]
+            )
+        )
+        print(
+            f"| {CONFIGS[name][0]} | {cell['batches']:.2f} | {cell['checks']:.2f} | {share:.0%} "
+            f"| {cell['broker']:.2f} | {cell['Redis']:.2f} | {cell['bench']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

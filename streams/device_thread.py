@@ -19,6 +19,14 @@ frames held as ``missing/adversarial.squeeze``).  Here a check waits only for
 the run in progress: :attr:`DeviceThread.checks` goes ahead of
 :attr:`DeviceThread.batches`, first come first served within each.
 
+Why it counts its busy time per lane: on a CPU the detector's thread is what
+bounds a worker, and the share of it that monitors' checks take is their
+throughput cost.  Estimating that share from counts (checks per frame) got it
+wrong by half: a check of one frame costs more than a frame of a detector
+batch, and more again when it meets the monitors' own work
+(docs/benchmarks.md, "Gate cost").  :meth:`DeviceThread.busy` gives the
+seconds each lane ran; the worker serves them at ``/device/``.
+
 Both lanes are :class:`concurrent.futures.Executor` s, for
 ``loop.run_in_executor``.
 """
@@ -29,6 +37,7 @@ import atexit
 import itertools
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
@@ -66,6 +75,8 @@ class DeviceThread:
     """
 
     CHECK, BATCH = 0, 1
+    #: Lane names, as :meth:`busy` reports them.
+    LANES = {CHECK: "checks", BATCH: "batches"}
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -76,6 +87,8 @@ class DeviceThread:
         self._stopped = False
         self.checks = Lane(self, self.CHECK)
         self.batches = Lane(self, self.BATCH)
+        # Written by the thread only; a reader may see one call late, never a torn value.
+        self._busy_s = dict.fromkeys(self.LANES.values(), 0.0)
 
     def submit(self, priority: int, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         """Queue ``fn(*args, **kwargs)`` at ``priority``; its result comes in the future."""
@@ -104,17 +117,29 @@ class DeviceThread:
         if wait and thread is not None and thread is not threading.current_thread():
             thread.join()
 
+    def busy(self) -> dict[str, float]:
+        """Wall-clock seconds the thread has spent running each lane's calls so far."""
+        return dict(self._busy_s)
+
     def _run(self) -> None:
         while True:
-            _, _, item = self._queue.get()
+            priority, _, item = self._queue.get()
             if item is None:
                 return
             future, fn, args, kwargs = item
             if not future.set_running_or_notify_cancel():
                 continue
+            lane = self.LANES.get(int(priority), "other")
+            start = time.perf_counter()
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:  # handed to whoever waits for it
+                self._add_busy(lane, start)
                 future.set_exception(exc)
             else:
+                self._add_busy(lane, start)
                 future.set_result(result)
+
+    def _add_busy(self, lane: str, start: float) -> None:
+        # Before the future is set, so that whoever waits for a call sees it counted.
+        self._busy_s[lane] = self._busy_s.get(lane, 0.0) + time.perf_counter() - start

@@ -18,10 +18,18 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EVENT_LOOP", "UNNAMED", "CpuSampler", "cpu_per_frame", "thread_cpu_seconds"]
+__all__ = [
+    "EVENT_LOOP",
+    "UNNAMED",
+    "CpuSampler",
+    "cpu_per_frame",
+    "process_cpu_seconds",
+    "thread_cpu_seconds",
+]
 
 #: The group of the main thread, where faust's event loop runs.
 EVENT_LOOP = "event-loop"
@@ -78,15 +86,42 @@ def cpu_per_frame(before: dict[str, float], after: dict[str, float], frames: int
 _PREFIXES = [("detector-", "detector thread"), ("monitor-", "monitors")]
 
 
+def process_cpu_seconds(pids: Mapping[str, int | None]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by whole processes, by name (e.g. the
+    broker and Redis beside a benchmark's workers); a process that is gone is left out."""
+    tick = float(os.sysconf("SC_CLK_TCK"))
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text() if pid else ""
+        except OSError:
+            continue
+        if stat:
+            fields = stat[stat.rindex(")") + 2 :].split()
+            out[name] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 class CpuSampler:
     """Reads the workers' ``/threads/`` every half second in a thread of its own, so that
     a benchmark can take their CPU over the same steady window as its rate (the ends left
-    out)."""
+    out).  ``extras`` are more readings of seconds so far taken at the same moments: the
+    workers' device threads' busy time (``/device/``), the broker's CPU..."""
 
-    def __init__(self, group: Any, every_s: float = 0.5) -> None:
-        """``group``: anything with ``thread_cpu()`` (a ``WorkerProcess`` or ``WorkerGroup``)."""
+    def __init__(
+        self,
+        group: Any,
+        every_s: float = 0.5,
+        extras: Mapping[str, Callable[[], dict[str, float]]] | None = None,
+    ) -> None:
+        """``group``: anything with ``thread_cpu()`` (a ``WorkerProcess`` or ``WorkerGroup``);
+        its ``device_busy()``, where it has one, is read as the extra ``"device"``."""
         self.group, self.every_s = group, every_s
-        self.samples: list[tuple[float, dict[str, float]]] = []  # (wall ms, reading)
+        self.extras = dict(extras or {})
+        if hasattr(group, "device_busy"):
+            self.extras.setdefault("device", group.device_busy)
+        # (wall ms, CPU reading, {extra: reading})
+        self.samples: list[tuple[float, dict[str, float], dict[str, dict[str, float]]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -98,7 +133,8 @@ class CpuSampler:
         while not self._stop.wait(self.every_s):
             reading = self.group.thread_cpu()
             if reading:
-                self.samples.append((time.time() * 1000, reading))
+                extras = {name: read() for name, read in self.extras.items()}
+                self.samples.append((time.time() * 1000, reading, extras))
 
     def stop(self) -> None:
         self._stop.set()
@@ -108,17 +144,46 @@ class CpuSampler:
         """CPU ms per frame between the readings nearest the 10th and the 90th percentile
         of the outcome times (wall-clock ms, e.g. broker timestamps), over the frames
         decided between."""
+        window = self._window(stamps)
+        if window is None:
+            return {}
+        first, last, frames = window
+        return cpu_per_frame(first[1], last[1], frames)
+
+    def extra_per_frame(self, name: str, stamps: list[int]) -> dict[str, float]:
+        """The extra reading ``name``, in ms per frame by key, over the same window as
+        :meth:`per_frame` (empty where it could not be read)."""
+        window = self._window(stamps)
+        if window is None:
+            return {}
+        first, last, frames = window
+        before, after = first[2].get(name) or {}, last[2].get(name) or {}
+        if not before or not after:
+            return {}
+        return {key: (s - before.get(key, 0.0)) * 1000 / frames for key, s in after.items()}
+
+    def device_per_frame(self, stamps: list[int]) -> dict[str, float]:
+        """Device threads' busy ms per frame by lane (``batches``, ``checks``), summed over
+        devices and workers, over the same window as :meth:`per_frame`."""
+        out: dict[str, float] = {}
+        for key, ms in self.extra_per_frame("device", stamps).items():
+            lane = key.rpartition("/")[2]  # detector-cpu/checks -> checks
+            out[lane] = out.get(lane, 0.0) + ms
+        return out
+
+    def _window(self, stamps: list[int]) -> tuple[Any, Any, int] | None:
+        """The first and last readings of the steady window, and the frames decided between."""
         stamps = sorted(stamps)
         if len(self.samples) < 2 or len(stamps) < 10:
-            return {}
+            return None
         lo, hi = stamps[len(stamps) // 10], stamps[len(stamps) * 9 // 10]
         first = max((s for s in self.samples if s[0] <= lo), default=self.samples[0], key=_at)
         last = min((s for s in self.samples if s[0] >= hi), default=self.samples[-1], key=_at)
         if last[0] - first[0] < 2 * self.every_s * 1000:
-            return {}  # a burst shorter than two readings: nothing to measure it by
+            return None  # a burst shorter than two readings: nothing to measure it by
         frames = sum(first[0] < stamp <= last[0] for stamp in stamps)
-        return cpu_per_frame(first[1], last[1], frames)
+        return (first, last, frames) if frames else None
 
 
-def _at(sample: tuple[float, dict[str, float]]) -> float:
+def _at(sample: tuple[float, Any, Any]) -> float:
     return sample[0]

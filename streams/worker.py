@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from streams.settings import Settings
@@ -167,6 +167,14 @@ class WorkerProcess:
     def thread_cpu(self) -> dict[str, float]:
         """The worker's CPU seconds so far by thread group (its ``/threads/`` page; see
         :mod:`streams.threads`); empty when it cannot be read."""
+        return self._seconds_page("/threads/")
+
+    def device_busy(self) -> dict[str, float]:
+        """Seconds its device threads have run each lane so far (its ``/device/`` page;
+        ``detector-cpu/checks``...); empty when it cannot be read."""
+        return self._seconds_page("/device/")
+
+    def _seconds_page(self, path: str) -> dict[str, float]:
         import json
         import urllib.request
 
@@ -174,7 +182,7 @@ class WorkerProcess:
 
         port = Settings.from_env(self.env).worker_web_port
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/threads/", timeout=5) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
                 return {str(k): float(v) for k, v in json.load(r).items()}
         except (OSError, ValueError):
             return {}
@@ -246,14 +254,22 @@ class WorkerGroup:
 
     def thread_cpu(self) -> dict[str, float]:
         """CPU seconds so far by thread group, summed over the workers."""
-        total: dict[str, float] = {}
-        for worker in self.workers:
-            for group, seconds in worker.thread_cpu().items():
-                total[group] = total.get(group, 0.0) + seconds
-        return total
+        return _summed(worker.thread_cpu() for worker in self.workers)
+
+    def device_busy(self) -> dict[str, float]:
+        """Device threads' busy seconds so far by lane, summed over the workers."""
+        return _summed(worker.device_busy() for worker in self.workers)
 
     def log_tail(self, lines: int = 15) -> str:
         return "\n".join(f"--- {w.log_path.name}\n{w.log_tail(lines)}" for w in self.workers)
+
+
+def _summed(readings: Iterable[dict[str, float]]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for reading in readings:
+        for key, seconds in reading.items():
+            total[key] = total.get(key, 0.0) + seconds
+    return total
 
 
 def group_members(settings: Settings) -> int:

@@ -52,6 +52,7 @@ from streams.signing import Keyring
 __all__ = [
     "apply_control",
     "detect_pedestrians",
+    "device_busy_seconds",
     "device_thread",
     "model_server",
     "new_model_server",
@@ -60,11 +61,31 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-@cache
+_DEVICE_THREADS: dict[str, DeviceThread] = {}
+
+
 def device_thread(device: str) -> DeviceThread:
     """The one thread per device that runs every model (:mod:`streams.device_thread`): the
     detector's batches, the canary's, and monitors' checks ahead of both."""
-    return DeviceThread(f"detector-{device}")
+    # setdefault is atomic; a DeviceThread starts no thread until its first call.
+    return _DEVICE_THREADS.setdefault(device, DeviceThread(f"detector-{device}"))
+
+
+def device_busy_seconds() -> dict[str, float]:
+    """Seconds each device thread has spent on each lane so far, keyed ``thread/lane``
+    (``detector-cpu/batches``, ``detector-cpu/checks``): the share of the model's time
+    that monitors' checks take, which is their throughput cost where the model bounds."""
+    return {
+        f"{thread.name}/{lane}": seconds
+        for thread in list(_DEVICE_THREADS.values())
+        for lane, seconds in thread.busy().items()
+    }
+
+
+@app.page("/device/")
+async def device_busy(web: Any, request: Any) -> Any:
+    """:func:`device_busy_seconds` as JSON, on the worker's web port (next to ``/threads/``)."""
+    return web.json(device_busy_seconds())
 
 
 def new_model_server() -> ModelServer:

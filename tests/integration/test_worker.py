@@ -74,3 +74,11 @@ def test_the_worker_says_where_its_cpu_went_thread_by_thread(worker):
     assert used.get("event-loop", 0) > 0, used
     detector = [group for group in used if group.startswith("detector-")]
     assert detector and used[detector[0]] > 0, "the warm-up frame ran in the detector's thread"
+
+
+def test_the_worker_says_how_long_its_device_thread_ran_each_lane(worker):
+    busy = worker.device_busy()  # its /device/ page on the web port
+    (thread,) = {key.partition("/")[0] for key in busy}  # one device: detector-cpu, -cuda
+    assert thread.startswith("detector-"), busy
+    assert set(busy) == {f"{thread}/batches", f"{thread}/checks"}
+    assert busy[f"{thread}/batches"] > 0, "the warm-up frame's batch ran there"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -88,4 +89,16 @@ def test_the_lanes_serve_asyncio_run_in_executor():
         )
 
     assert asyncio.run(main()) == [3, 4]
+    thread.shutdown()
+
+
+def test_it_counts_the_seconds_each_lane_ran_failed_calls_included():
+    thread = DeviceThread("detector-test")
+    assert thread.busy() == {"checks": 0.0, "batches": 0.0}
+    thread.checks.submit(time.sleep, 0.05).result(5)
+    with pytest.raises(ZeroDivisionError):
+        thread.batches.submit(lambda: (time.sleep(0.02), 1 / 0)).result(5)
+    busy = thread.busy()  # counted before the future was set
+    assert 0.05 <= busy["checks"] < 1.0
+    assert 0.02 <= busy["batches"] < 1.0
     thread.shutdown()

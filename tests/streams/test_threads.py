@@ -9,7 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from streams.threads import EVENT_LOOP, UNNAMED, CpuSampler, cpu_per_frame, thread_cpu_seconds
+from streams.threads import (
+    EVENT_LOOP,
+    UNNAMED,
+    CpuSampler,
+    cpu_per_frame,
+    process_cpu_seconds,
+    thread_cpu_seconds,
+)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -81,3 +88,67 @@ def test_the_sampler_measures_the_steady_window_and_not_a_burst_shorter_than_two
     assert per_frame["event loop"] == pytest.approx((end - start) / 101, rel=0.25)
     burst = [start + k / 100 for k in range(101)]  # all within 1 ms
     assert sampler.per_frame(burst) == {}
+
+
+def test_the_sampler_reads_device_busy_time_per_lane_summed_over_devices():
+    class Worker:  # per ms of wall time: 0.5 ms of detector batches and 0.25 ms of checks
+        def thread_cpu(self) -> dict[str, float]:
+            return {EVENT_LOOP: time.time()}
+
+        def device_busy(self) -> dict[str, float]:
+            now = time.time()
+            return {
+                "detector-cuda:0/batches": now * 0.25,
+                "detector-cuda:1/batches": now * 0.25,
+                "detector-cuda:0/checks": now * 0.25,
+            }
+
+    sampler = CpuSampler(Worker(), every_s=0.05).start()
+    time.sleep(0.6)
+    sampler.stop()
+    start, end = sampler.samples[0][0], sampler.samples[-1][0]
+    steady = [start + (end - start) * k / 100 for k in range(101)]
+    busy = sampler.device_per_frame(steady)
+    assert set(busy) == {"batches", "checks"}
+    assert busy["batches"] == pytest.approx(2 * busy["checks"], rel=0.05)
+    assert busy["checks"] == pytest.approx(0.25 * (end - start) / 101, rel=0.25)
+
+
+def test_a_worker_without_a_device_page_has_no_device_figures():
+    class Worker:
+        def thread_cpu(self) -> dict[str, float]:
+            return {EVENT_LOOP: time.time()}
+
+    sampler = CpuSampler(Worker(), every_s=0.05).start()
+    time.sleep(0.3)
+    sampler.stop()
+    start, end = sampler.samples[0][0], sampler.samples[-1][0]
+    steady = [start + (end - start) * k / 100 for k in range(101)]
+    assert sampler.device_per_frame(steady) == {}
+    assert sampler.per_frame(steady)["event loop"] > 0
+
+
+def test_process_cpu_seconds_reads_whole_processes_and_leaves_out_those_gone():
+    import os
+
+    spent = process_cpu_seconds({"me": os.getpid(), "gone": 2**22 + 7, "none": None})
+    assert set(spent) == {"me"}
+    assert spent["me"] > 0
+
+
+def test_the_sampler_reads_extras_over_the_same_window():
+    class Worker:
+        def thread_cpu(self) -> dict[str, float]:
+            return {EVENT_LOOP: time.time()}
+
+    def read_broker() -> dict[str, float]:  # 0.1 ms of broker CPU per ms of wall time
+        return {"broker": time.time() * 0.1}
+
+    sampler = CpuSampler(Worker(), every_s=0.05, extras={"stack": read_broker}).start()
+    time.sleep(0.6)
+    sampler.stop()
+    start, end = sampler.samples[0][0], sampler.samples[-1][0]
+    steady = [start + (end - start) * k / 100 for k in range(101)]
+    per_frame = sampler.extra_per_frame("stack", steady)
+    assert per_frame["broker"] == pytest.approx(0.1 * (end - start) / 101, rel=0.25)
+    assert sampler.extra_per_frame("nothing", steady) == {}
