@@ -53,11 +53,18 @@ def monitors(as_json: bool, forget: tuple[str, ...]) -> None:
         rows = [(name, load(name)) for name in available()]
     except MonitorLoadError as exc:
         raise click.ClickException(str(exc)) from exc
+    defaults = {name: _defaults(cls) for name, cls in rows}
     if as_json:
         click.echo(
             json.dumps(
                 [
-                    {"name": n, "kind": c.kind, "consumes": c.consumes, "enabled": n in enabled}
+                    {
+                        "name": n,
+                        "kind": c.kind,
+                        "consumes": c.consumes,
+                        "enabled": n in enabled,
+                        "params": defaults[n],
+                    }
                     for n, c in rows
                 ],
                 indent=2,
@@ -68,6 +75,15 @@ def monitors(as_json: bool, forget: tuple[str, ...]) -> None:
         mark = "on " if name in enabled else "off"
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         click.echo(f"{mark}  {name:22s} {cls.kind:12s} {cls.consumes:12s} {doc}")
+        if defaults[name]:
+            listed = ", ".join(f"{k}={v!r}" for k, v in defaults[name].items())
+            click.echo(f"     {'':22s} params (secmlops calibrate -p): {listed}")
+
+
+def _defaults(cls: type) -> dict[str, object]:
+    """A monitor's parameters and their defaults, as ``secmlops calibrate -p`` sets them."""
+    monitor = cls()
+    return {name: getattr(monitor, name) for name in cls.params}
 
 
 @click.command("calibrate")
@@ -86,6 +102,15 @@ def monitors(as_json: bool, forget: tuple[str, ...]) -> None:
 @click.option("--end", type=click.IntRange(1), default=None, help="Stop before this frame.")
 @click.option("--resize", help="Resize frames to WIDTHxHEIGHT (as the replay will).")
 @click.option("--version", "version", help="Model version to calibrate for (default: active).")
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="MONITOR.PARAM=VALUE",
+    help="Set a monitor's parameter, stored with its calibration "
+    "(e.g. adversarial.squeeze.budget=0.1); repeatable.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the thresholds; store nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the thresholds as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
@@ -97,6 +122,7 @@ def calibrate(
     end: int | None,
     resize: str | None,
     version: str | None,
+    params: tuple[str, ...],
     dry_run: bool,
     as_json: bool,
     quiet: bool,
@@ -109,14 +135,18 @@ def calibrate(
     (signature verified) predicts on them, and each monitor sets its
     threshold so that about TARGET-FPR of these clean frames would alarm.
     The result is stored in Redis under the model version; running workers
-    pick it up within seconds.
+    pick it up within seconds.  Parameters set with --param travel with it,
+    and apply to a camera's monitor when a worker starts it (at its start, or
+    when the camera moves to it): `secmlops monitors` lists each monitor's.
 
     \b
     Examples:
       secmlops calibrate asset:sample-drive --end 900
       secmlops calibrate front.mp4 rear.mp4 -c front -c rear --target-fpr 0.005
+      secmlops calibrate asset:sample-drive --end 900 \\
+          -p adversarial.squeeze.budget=0.1 -p adversarial.squeeze.burst=32
     """
-    from detectors.monitors.registry import MonitorLoadError, select
+    from detectors.monitors.registry import MonitorLoadError, parse_params, select
     from model_store.catalog import build_detector
     from model_store.errors import ModelStoreError
     from model_store.registry import Registry
@@ -134,6 +164,7 @@ def calibrate(
         raise click.UsageError(f"{len(cameras)} --camera ids for {len(sources)} sources")
     try:
         classes = select(settings.monitors)
+        settings_of = parse_params(params, classes)
         paths = [_resolve(src, settings) for src in sources]
         ids = list(cameras) or [_camera_id(p) for p in paths]
         opened = [
@@ -163,7 +194,9 @@ def calibrate(
 
     if not (quiet or as_json):
         click.echo(f"calibrating {len(classes)} monitors on {len(footage)} camera(s)")
-    states = calibrate_monitors(classes, footage, target_fpr, detector.detect_batch, on_done=report)
+    states = calibrate_monitors(
+        classes, footage, target_fpr, detector.detect_batch, on_done=report, params=settings_of
+    )
     if not dry_run:
         meta = {
             "target_fpr": target_fpr,

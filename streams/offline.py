@@ -114,8 +114,13 @@ def calibrate_monitors(
     *,
     on_done: Callable[[str, str, Monitor], None] | None = None,
     skipped: dict[str, str] | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Calibrate every monitor on every camera's footage: ``{monitor: {camera: state}}``.
+
+    ``params`` (``{monitor: {param: value}}``, e.g. from
+    :func:`detectors.monitors.registry.parse_params`) go to the monitors'
+    constructors; the states carry them to the workers.
 
     A monitor that needs predictions is skipped for footage recorded
     without a detector; one that needs the model is skipped without ``detect``;
@@ -129,7 +134,7 @@ def calibrate_monitors(
         for camera, cam in footage.items():
             if cls.consumes != "frames" and any(p is None for p in cam.predictions):
                 continue
-            monitor = cls()
+            monitor = cls(**(params or {}).get(cls.name, {}))
             try:
                 monitor.calibrate(cam.observations(), target_fpr, detect)
             except ValueError as exc:

@@ -9,12 +9,14 @@ from ``all`` (``all,-adversarial.squeeze``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from detectors.monitors.base import Monitor
 
-__all__ = ["GROUP", "MonitorLoadError", "available", "load", "select"]
+__all__ = ["GROUP", "MonitorLoadError", "available", "load", "parse_params", "select"]
 
 GROUP = "secmlops.detectors"
 
@@ -80,3 +82,43 @@ def select(spec: Iterable[str]) -> list[type[Monitor]]:
         else:
             names.add(item)
     return [load(name) for name in sorted(names)]
+
+
+def parse_params(
+    items: Iterable[str], classes: Sequence[type[Monitor]]
+) -> dict[str, dict[str, Any]]:
+    """``MONITOR.PARAM=VALUE`` settings (``adversarial.squeeze.budget=0.1``) as
+    ``{monitor: {param: value}}``, for the monitors' constructors.
+
+    Why a setting and not code: a monitor's hyperparameters trade detection for
+    cost (squeezing's ``budget`` is model runs), and the right trade depends on
+    the host.  ``secmlops calibrate`` stores them with each camera's calibration,
+    so they are versioned with the model like the thresholds.  VALUE is read as
+    JSON (``0.1``, ``32``, ``true``), else taken as a string; an unknown monitor or
+    parameter is a :class:`MonitorLoadError` that lists the known ones.
+    """
+    by_name = {cls.name: cls for cls in classes}
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        monitor, _, param = key.strip().rpartition(".")
+        if not sep or not monitor or not param:
+            raise MonitorLoadError(f"{item!r}: expected MONITOR.PARAM=VALUE")
+        cls = by_name.get(monitor)
+        if cls is None:
+            known = ", ".join(sorted(by_name)) or "none"
+            raise MonitorLoadError(f"{item!r}: {monitor!r} is not an enabled monitor ({known})")
+        if param not in cls.params:
+            known = ", ".join(cls.params) or "none"
+            raise MonitorLoadError(f"{item!r}: {monitor} has no parameter {param!r} ({known})")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        out.setdefault(monitor, {})[param] = value
+    for monitor, kwargs in out.items():  # the constructor checks ranges: fail before footage
+        try:
+            by_name[monitor](**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise MonitorLoadError(f"{monitor} with {kwargs}: {exc}") from exc
+    return out

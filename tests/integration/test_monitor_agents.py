@@ -71,6 +71,8 @@ def test_calibrate_stores_per_camera_thresholds_for_the_serving_version(stack, e
         "320x180",
         "--target-fpr",
         "0.05",
+        "--param",
+        "adversarial.energy.percentile=25",
         "--json",
         "-q",
         timeout=600,
@@ -89,6 +91,16 @@ def test_calibrate_stores_per_camera_thresholds_for_the_serving_version(stack, e
         saved["adversarial.energy"]["front"]["threshold"]
         == thresholds["adversarial.energy"]["front"]
     )
+    assert saved["adversarial.energy"]["front"]["params"]["percentile"] == 25, "set by --param"
+    assert saved["adversarial.patch"]["front"]["params"]["block"] == 8, "the others: defaults"
+
+
+def test_calibrate_refuses_an_unknown_parameter_before_reading_any_footage(stack, env):
+    result = secmlops(
+        env, "calibrate", "asset:sample-drive", "-p", "adversarial.energy.nope=1", check=False
+    )
+    assert result.returncode == 1
+    assert "no parameter 'nope'" in result.stderr and "percentile" in result.stderr
 
 
 def test_calibrate_explains_a_missing_source(stack, env):

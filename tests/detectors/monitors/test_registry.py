@@ -99,3 +99,33 @@ def test_a_plugin_that_fails_to_import_is_reported_with_its_error(plugin_dist):
 
 def test_the_group_name_is_the_documented_one():
     assert registry.GROUP == "secmlops.detectors"
+
+
+def test_parameters_are_set_as_monitor_dot_param_equals_a_json_value():
+    classes = select(["adversarial.squeeze", "integrity"])
+    params = registry.parse_params(
+        ["adversarial.squeeze.budget=0.1", "adversarial.squeeze.burst=32", "integrity.memory=64"],
+        classes,
+    )
+    assert params == {
+        "adversarial.squeeze": {"budget": 0.1, "burst": 32},
+        "integrity": {"memory": 64},
+    }
+    assert registry.parse_params([], classes) == {}
+
+
+@pytest.mark.parametrize(
+    ("item", "says"),
+    [
+        ("adversarial.squeeze.budget", "expected MONITOR.PARAM=VALUE"),
+        ("budget=0.1", "expected MONITOR.PARAM=VALUE"),
+        ("drift.image.block=5", "'drift.image' is not an enabled monitor"),
+        ("adversarial.squeeze.nope=1", "no parameter 'nope'"),
+        ("adversarial.squeeze.budget=2", "0 < budget <= 1"),  # the constructor's own check
+        ("adversarial.squeeze.budget=lots", "adversarial.squeeze with {'budget': 'lots'}"),
+    ],
+)
+def test_a_bad_parameter_is_refused_with_what_is_known(item, says):
+    with pytest.raises(MonitorLoadError) as raised:
+        registry.parse_params([item], select(["adversarial.squeeze"]))
+    assert says in str(raised.value)
