@@ -157,7 +157,7 @@ def throughput(
     names = cameras("bench-tput", workers)
     forget_cameras(redis_client(settings), names)  # each run starts fresh
     group = None
-    extras = {"stack": lambda: process_cpu_seconds(stack_pids or {})}
+    stack = {"stack": lambda: process_cpu_seconds(stack_pids or {})}
     try:
         outcomes = Outcomes(settings, env["SECMLOPS_GATE"] == "1")
         if workers > 1:
@@ -171,10 +171,10 @@ def throughput(
         if workers > 1:
             sent = len(images) / (time.monotonic() - t0)
             print(f"  sender: {sent:.0f} frames/s", file=sys.stderr, flush=True)
-            sampler = CpuSampler(group, extras=extras).start()
+            sampler = CpuSampler(group, extras={"device": group.device_busy, **stack}).start()
         else:
             group = WorkerProcess(log, env=env).start()
-            sampler = CpuSampler(group, extras=extras).start()
+            sampler = CpuSampler(group, extras={"device": group.device_busy, **stack}).start()
             group.wait_ready(settings)
         try:
             stamps = list(outcomes.wait(ids).values())
@@ -371,36 +371,23 @@ def print_cpu(names: list[str], cpu: dict[str, list[dict[str, float]]]) -> None:
 
 def print_device(names: list[str], busy: dict[str, list[dict[str, float]]]) -> None:
     """The device threads' busy ms per frame (the detector's batches, the monitors'
-    checks: feature squeezing's second model runs) and the stack's CPU ms per frame
-    (broker, Redis, and this process: on this machine they share the cores), median of
-    the runs."""
-    if not any(lanes for runs in busy.values() for lanes in runs):
-        return
-    columns = ["batches", "checks", "broker", "Redis", "bench"]
+    checks: feature squeezing's second model runs) and the CPU ms per frame of the
+    broker, Redis and this process (they share this machine's cores), median of runs."""
+    columns = ["batches", "checks", "share", "broker", "Redis", "bench"]
     print("\nDevice thread busy, and the stack's CPU, ms per frame (median of the runs):\n")
     print(
-        "| configuration | detector batches | monitors' checks | checks' share "
-        "| broker CPU | Redis CPU | this bench's CPU |"
+        "| configuration | detector batches | monitors' checks | checks' share | broker CPU ",
+        end="",
     )
-    print("|---|---|---|---|---|---|---|")
+    print("| Redis CPU | this bench's CPU |\n" + "|---" * 7 + "|")
     for name in names:
-        runs = [lanes for lanes in busy[name] if lanes]
-        if not runs:
-            print(f"| {CONFIGS[name][0]} |" + " – |" * 6)
-            continue
-        cell = {c: float(np.median([r.get(c, math.nan) for r in runs])) for c in columns}
-        share = float(
-            np.median(
-                [
-                    r.get("checks", 0.0) / (r.get("batches", 0.0) + r.get("checks", 0.0) or 1.0)
-                    for r in runs
-                ]
-            )
-        )
-        print(
-            f"| {CONFIGS[name][0]} | {cell['batches']:.2f} | {cell['checks']:.2f} | {share:.0%} "
-            f"| {cell['broker']:.2f} | {cell['Redis']:.2f} | {cell['bench']:.2f} |"
-        )
+        runs = [{**r, "share": r["checks"] / (r["batches"] + r["checks"] or 1.0)}
+                for r in busy[name] if "checks" in r and "batches" in r]  # fmt: skip
+        cells = [float(np.median([r.get(c, math.nan) for r in runs])) if runs else math.nan
+                 for c in columns]  # fmt: skip
+        row = " | ".join("–" if math.isnan(v) else f"{v:.0%}" if c == "share" else f"{v:.2f}"
+                         for c, v in zip(columns, cells, strict=True))  # fmt: skip
+        print(f"| {CONFIGS[name][0]} | {row} |")
 
 
 if __name__ == "__main__":

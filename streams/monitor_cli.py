@@ -26,9 +26,10 @@ def monitors(as_json: bool, forget: tuple[str, ...]) -> None:
     """List the registered monitors (entry-point group secmlops.detectors) and which run.
 
     SECMLOPS_MONITORS picks them: all (default), none, or a list such as
-    'integrity,drift.image' or 'all,-adversarial.squeeze'.  Each monitor's
-    per-camera state is saved in Redis and resumed after a restart;
-    --forget deletes it.
+    'integrity,drift.image' or 'all,-adversarial.squeeze'.  Under each
+    monitor: its parameters and their defaults, which `secmlops calibrate
+    -p MONITOR.PARAM=VALUE` sets.  Each monitor's per-camera state is saved
+    in Redis and resumed after a restart; --forget deletes it.
     """
     from detectors.monitors.registry import MonitorLoadError, available, load, select
 
@@ -81,9 +82,13 @@ def monitors(as_json: bool, forget: tuple[str, ...]) -> None:
 
 
 def _defaults(cls: type) -> dict[str, object]:
-    """A monitor's parameters and their defaults, as ``secmlops calibrate -p`` sets them."""
-    monitor = cls()
-    return {name: getattr(monitor, name) for name in cls.params}
+    """A monitor's parameters and their defaults, as ``secmlops calibrate -p`` sets them
+    (a plug-in whose constructor fails is listed without them, not a crash)."""
+    try:
+        monitor = cls()
+        return {name: getattr(monitor, name) for name in cls.params}
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 @click.command("calibrate")
@@ -135,9 +140,9 @@ def calibrate(
     (signature verified) predicts on them, and each monitor sets its
     threshold so that about TARGET-FPR of these clean frames would alarm.
     The result is stored in Redis under the model version; running workers
-    pick it up within seconds.  Parameters set with --param travel with it,
-    and apply to a camera's monitor when a worker starts it (at its start, or
-    when the camera moves to it): `secmlops monitors` lists each monitor's.
+    pick it up within seconds.  Parameters set with --param travel with it
+    (a camera whose parameters change starts its monitor's online state
+    again); `secmlops monitors` lists each monitor's, with its default.
 
     \b
     Examples:

@@ -84,14 +84,26 @@ class MonitorBank:
         return out
 
     def recalibrate(self, calibrations: Mapping[str, Mapping[str, Any]]) -> None:
-        """New thresholds and baselines (e.g. for a new model version), keeping online state."""
+        """New thresholds and baselines (e.g. for a new model version), keeping online state.
+
+        A calibration made with other parameters (``secmlops calibrate --param``) is
+        loaded whole instead, and that camera's online state starts again: its
+        threshold was fitted with those parameters, and state learnt under the old
+        ones (a window's length, a budget's tokens) need not fit the new ones.
+        """
         self._calibrations = dict(calibrations)
         for camera_id, monitor in self._cameras.items():
             state = self._calibrations.get(camera_id) or self._calibrations.get("*")
-            if state is not None:
-                threshold = state.get("threshold")
-                monitor.threshold = math.inf if threshold is None else float(threshold)
-                monitor.load_calibration(state.get("calibration") or {})
+            if state is None:
+                continue
+            params = state.get("params") or {}
+            if any(getattr(monitor, k, v) != v for k, v in params.items() if k in self.cls.params):
+                monitor.restore({**state, "online": {}})
+                log.info("%s: %s recalibrated with new parameters", self.name, camera_id)
+                continue
+            threshold = state.get("threshold")
+            monitor.threshold = math.inf if threshold is None else float(threshold)
+            monitor.load_calibration(state.get("calibration") or {})
 
     @property
     def cameras(self) -> dict[str, Monitor]:

@@ -114,12 +114,11 @@ class CpuSampler:
         every_s: float = 0.5,
         extras: Mapping[str, Callable[[], dict[str, float]]] | None = None,
     ) -> None:
-        """``group``: anything with ``thread_cpu()`` (a ``WorkerProcess`` or ``WorkerGroup``);
-        its ``device_busy()``, where it has one, is read as the extra ``"device"``."""
+        """``group``: anything with ``thread_cpu()`` (a ``WorkerProcess`` or ``WorkerGroup``).
+        ``extras``: name to reader, e.g. ``{"device": group.device_busy}``, which
+        :meth:`device_per_frame` reads."""
         self.group, self.every_s = group, every_s
         self.extras = dict(extras or {})
-        if hasattr(group, "device_busy"):
-            self.extras.setdefault("device", group.device_busy)
         # (wall ms, CPU reading, {extra: reading})
         self.samples: list[tuple[float, dict[str, float], dict[str, dict[str, float]]]] = []
         self._stop = threading.Event()
@@ -133,8 +132,8 @@ class CpuSampler:
         while not self._stop.wait(self.every_s):
             reading = self.group.thread_cpu()
             if reading:
-                extras = {name: read() for name, read in self.extras.items()}
-                self.samples.append((time.time() * 1000, reading, extras))
+                at = time.time() * 1000  # the CPU reading's moment; extras come just after
+                self.samples.append((at, reading, {n: _read(r) for n, r in self.extras.items()}))
 
     def stop(self) -> None:
         self._stop.set()
@@ -187,3 +186,11 @@ class CpuSampler:
 
 def _at(sample: tuple[float, Any, Any]) -> float:
     return sample[0]
+
+
+def _read(reader: Callable[[], dict[str, float]]) -> dict[str, float]:
+    """An extra reading; one that fails is empty for this sample, not the sampler's end."""
+    try:
+        return reader()
+    except Exception:
+        return {}

@@ -265,8 +265,12 @@ class WorkerGroup:
 
 
 def _summed(readings: Iterable[dict[str, float]]) -> dict[str, float]:
+    """Seconds so far summed over the workers; empty if any worker's page could not be read
+    (a sum without it would make the next difference of two readings wrong)."""
     total: dict[str, float] = {}
     for reading in readings:
+        if not reading:
+            return {}
         for key, seconds in reading.items():
             total[key] = total.get(key, 0.0) + seconds
     return total

@@ -111,10 +111,15 @@ def parse_params(
         if param not in cls.params:
             known = ", ".join(cls.params) or "none"
             raise MonitorLoadError(f"{item!r}: {monitor} has no parameter {param!r} ({known})")
+        default = cls()
+        if param in default.calibration():
+            raise MonitorLoadError(f"{item!r}: calibration sets {monitor}'s {param} itself")
         try:
             value: Any = json.loads(raw)
         except ValueError:
-            value = raw
+            value = raw.strip()
+        if isinstance(value, bool) != isinstance(getattr(default, param), bool):
+            raise MonitorLoadError(f"{item!r}: {param} is {getattr(default, param)!r} by default")
         out.setdefault(monitor, {})[param] = value
     for monitor, kwargs in out.items():  # the constructor checks ranges: fail before footage
         try:

@@ -33,9 +33,16 @@ detector, and the gate, failing closed, would hold every frame for its
 missing signal (measured: 86 clean frames in a row, in the first full run
 of the evaluation drill; docs/monitors.md).  So checks also draw on a
 token bucket: ``budget`` checks per frame seen, up to ``burst`` at once.
-A short attack is checked on every frame; a long stretch of suspicious
-frames, on a ``budget`` share of them (the rest score 0 with reason
-``not checked (budget)``).
+A long stretch of suspicious frames is checked on a ``budget`` share of
+them (the rest score 0 with reason ``not checked (budget)``); a short
+attack after calm footage, on every frame while the bucket lasts.  Sampled
+frames may spend only the upper half of the bucket (``burst // 2`` tokens
+stay for triggered frames), so that routine sampling, which alone asks for
+more than the budget (1 in 30 against 1 in 40), never takes the token a
+suspicious frame needs.  On textured footage, where the trigger fires more
+often than the budget allows (10-28 % of the frames of some stretches of
+the sample drive), the bucket stays empty and an attack is checked at the
+budget's rate from its first frame.
 
 The budget is 1 check in 40 frames, 8 at once (it was 1 in 4 with bursts
 of 32, then 1 in 20).  What a check costs is the detector's time, not a
@@ -204,15 +211,21 @@ class FeatureSqueezing(Monitor):
         if data:
             self._seen, self._tokens = int(data["seen"]), float(data["tokens"])
 
-    def _due(self, observation: Observation) -> bool:
+    def _due(self, observation: Observation) -> str | None:
+        """Why this frame should be checked: ``triggered``, ``sampled``, or None."""
         self._seen += 1
+        if residual_floor(observation.image) > self.trigger:  # type: ignore[arg-type]
+            return "triggered"
         if self.sample_every == 1 or self._seen % self.sample_every == 1:
-            return True
-        return residual_floor(observation.image) > self.trigger  # type: ignore[arg-type]
+            return "sampled"
+        return None
 
-    def _afford(self) -> bool:
-        """True (and spend a token) when one more check fits the budget."""
-        if self._tokens < 1:
+    def _afford(self, why: str) -> bool:
+        """True (and spend a token) when one more check fits the budget.  A sampled frame
+        may only spend the upper half of the bucket: a routine sample never takes the
+        token that a frame the trigger picked would need."""
+        reserve = self.burst // 2 if why == "sampled" else 0.0
+        if self._tokens < 1 + reserve:
             return False
         self._tokens -= 1
         return True
@@ -229,9 +242,10 @@ class FeatureSqueezing(Monitor):
         due = []
         for i, obs in enumerate(observations):
             self._tokens = min(self.burst, self._tokens + self.budget)  # one frame seen
-            if obs.image is None or obs.prediction is None or not self._due(obs):
+            why = None if obs.image is None or obs.prediction is None else self._due(obs)
+            if why is None:
                 continue
-            if self._afford():
+            if self._afford(why):
                 due.append(i)
             else:
                 scores[i] = Score(0.0, "not checked (budget)")

@@ -67,8 +67,10 @@ _DEVICE_THREADS: dict[str, DeviceThread] = {}
 def device_thread(device: str) -> DeviceThread:
     """The one thread per device that runs every model (:mod:`streams.device_thread`): the
     detector's batches, the canary's, and monitors' checks ahead of both."""
-    # setdefault is atomic; a DeviceThread starts no thread until its first call.
-    return _DEVICE_THREADS.setdefault(device, DeviceThread(f"detector-{device}"))
+    thread = _DEVICE_THREADS.get(device)
+    if thread is None:  # setdefault is atomic; a DeviceThread starts no thread until used
+        thread = _DEVICE_THREADS.setdefault(device, DeviceThread(f"detector-{device}"))
+    return thread
 
 
 def device_busy_seconds() -> dict[str, float]:

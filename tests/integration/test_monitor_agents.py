@@ -97,10 +97,11 @@ def test_calibrate_stores_per_camera_thresholds_for_the_serving_version(stack, e
 
 def test_calibrate_refuses_an_unknown_parameter_before_reading_any_footage(stack, env):
     result = secmlops(
-        env, "calibrate", "asset:sample-drive", "-p", "adversarial.energy.nope=1", check=False
+        env, "calibrate", "/nope/missing.mp4", "-p", "adversarial.energy.nope=1", check=False
     )
     assert result.returncode == 1
     assert "no parameter 'nope'" in result.stderr and "percentile" in result.stderr
+    assert "missing.mp4" not in result.stderr, "the parameter is checked first"
 
 
 def test_calibrate_explains_a_missing_source(stack, env):

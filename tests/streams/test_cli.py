@@ -107,3 +107,13 @@ def test_every_command_sets_the_allocator_up_first_unless_turned_off(monkeypatch
     assert run("topics").exit_code == 0
     assert run("topics", env={"SECMLOPS_TUNE_MALLOC": "0"}).exit_code == 0
     assert calls == [True, False]
+
+
+def test_monitors_lists_each_monitors_parameters_with_their_defaults():
+    listed = json.loads(run("monitors", "--json", env={"SECMLOPS_MONITORS": "all"}).output)
+    by_name = {entry["name"]: entry for entry in listed}
+    squeeze = by_name["adversarial.squeeze"]
+    assert squeeze["enabled"] and squeeze["consumes"] == "both"
+    assert squeeze["params"]["budget"] == 0.025 and squeeze["params"]["burst"] == 8.0
+    text = run("monitors").output
+    assert "params (secmlops calibrate -p): bits=8, sigma=1.0" in text

@@ -75,6 +75,28 @@ def test_recalibration_changes_thresholds_but_keeps_what_the_monitor_learned():
     assert (verdict.score, verdict.threshold, verdict.alarm) == (4.0, 1.0, True)
 
 
+class Windowed(Counting):
+    """Examples: a monitor with a parameter."""
+
+    name = "test.windowed"
+    params = ("window",)
+
+    def __init__(self, *, window: int = 10, threshold: float = math.inf) -> None:
+        self.window = window
+        super().__init__(threshold=threshold)
+
+
+def test_a_recalibration_with_new_parameters_restarts_the_cameras_online_state():
+    bank = MonitorBank(Windowed, {"*": Windowed(window=10, threshold=10).state()})
+    bank.verdicts([obs("a", i) for i in range(3)])
+    bank.recalibrate({"*": Windowed(window=10, threshold=5).state()})
+    assert bank.verdicts([obs("a", 3)])[0].score == 4.0, "same parameters: state kept"
+    bank.recalibrate({"*": Windowed(window=20, threshold=1).state()})
+    (verdict,) = bank.verdicts([obs("a", 4)])
+    assert bank.cameras["a"].window == 20
+    assert (verdict.score, verdict.threshold) == (1.0, 1.0), "new parameters: state restarts"
+
+
 def test_a_camera_resumes_from_its_saved_state_and_checkpoints_give_what_was_used():
     saved = {"a": {"seen": 41}, "b": {"bogus": True}}
     bank = MonitorBank(Counting, resume=saved.get)

@@ -103,7 +103,8 @@ def test_the_sampler_reads_device_busy_time_per_lane_summed_over_devices():
                 "detector-cuda:0/checks": now * 0.25,
             }
 
-    sampler = CpuSampler(Worker(), every_s=0.05).start()
+    worker = Worker()
+    sampler = CpuSampler(worker, every_s=0.05, extras={"device": worker.device_busy}).start()
     time.sleep(0.6)
     sampler.stop()
     start, end = sampler.samples[0][0], sampler.samples[-1][0]
@@ -114,12 +115,15 @@ def test_the_sampler_reads_device_busy_time_per_lane_summed_over_devices():
     assert busy["checks"] == pytest.approx(0.25 * (end - start) / 101, rel=0.25)
 
 
-def test_a_worker_without_a_device_page_has_no_device_figures():
+def test_an_extra_that_fails_gives_no_figures_and_the_cpu_is_still_read():
     class Worker:
         def thread_cpu(self) -> dict[str, float]:
             return {EVENT_LOOP: time.time()}
 
-    sampler = CpuSampler(Worker(), every_s=0.05).start()
+    def page_down() -> dict[str, float]:
+        raise OSError("connection refused")
+
+    sampler = CpuSampler(Worker(), every_s=0.05, extras={"device": page_down}).start()
     time.sleep(0.3)
     sampler.stop()
     start, end = sampler.samples[0][0], sampler.samples[-1][0]

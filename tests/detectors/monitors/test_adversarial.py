@@ -172,3 +172,19 @@ def test_a_long_stretch_of_suspicious_frames_is_checked_only_within_the_budget()
     monitor.reset()
     short = [observe(i, noisy[i % 8]) for i in range(4)]  # a burst fits at once
     assert all("budget" not in s.reason for s in monitor.score_batch(short, detect))
+
+
+def test_routine_samples_leave_half_the_budget_to_frames_the_trigger_picks():
+    def detect(images):
+        return [np.zeros((0, 5), np.float32) for _ in images]
+
+    calm = np.full((72, 128, 3), 128, np.uint8)  # a flat frame: its floor never triggers
+    noisy = np.random.default_rng(1).integers(0, 256, (72, 128, 3), dtype=np.uint8)
+    monitor = FeatureSqueezing(sample_every=1, budget=0.01, burst=8, trigger=0.5)
+    routine = monitor.score_batch([observe(i, calm) for i in range(20)], detect)
+    assert sum("reappear" in s.reason for s in routine) == 4, "samples stop at half the bucket"
+    assert all(s.reason == "not checked (budget)" for s in routine[4:])
+    attack = monitor.score_batch([observe(20 + i, noisy) for i in range(6)], detect)
+    reasons = [s.reason for s in attack]
+    assert sum("reappear" in r for r in reasons) == 4, "the reserve goes to triggered frames"
+    assert reasons[4:] == ["not checked (budget)"] * 2

@@ -123,6 +123,8 @@ def test_parameters_are_set_as_monitor_dot_param_equals_a_json_value():
         ("adversarial.squeeze.nope=1", "no parameter 'nope'"),
         ("adversarial.squeeze.budget=2", "0 < budget <= 1"),  # the constructor's own check
         ("adversarial.squeeze.budget=lots", "adversarial.squeeze with {'budget': 'lots'}"),
+        ("adversarial.squeeze.budget=true", "budget is 0.025 by default"),
+        ("adversarial.squeeze.trigger=0.2", "calibration sets adversarial.squeeze's trigger"),
     ],
 )
 def test_a_bad_parameter_is_refused_with_what_is_known(item, says):
