@@ -49,10 +49,11 @@ of 32, then 1 in 20).  What a check costs is the detector's time, not a
 frame's worth of it: on 2 CPU cores a checked frame took the detector's
 thread about twice as long as a frame of a detector batch, and at 1 in 20
 with bursts of 32 the checks took 15-17 % of that thread's time, most of
-the monitors' whole budget (docs/benchmarks.md, "Gate cost").  Squeezing is
-the weaker, model-level second opinion: on the quality benchmark it added
-no flagged frame that the energy or patch checks missed.  A deployment with
-time to spare on its device (a GPU) can raise ``budget`` and ``burst``.
+the monitors' whole budget; now 5-6 % (docs/benchmarks.md, "Gate cost").
+Squeezing is the weaker, model-level second opinion: on the quality
+benchmark it added no flagged frame that the energy or patch checks missed.
+A deployment with time to spare on its device (a GPU) can raise ``budget``
+and ``burst``: ``secmlops calibrate -p adversarial.squeeze.budget=0.1``.
 """
 
 from __future__ import annotations
