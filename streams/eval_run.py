@@ -41,6 +41,7 @@ from streams.events import (
     Signals,
     Truth,
     decode,
+    delivery_of,
     signals_in,
 )
 from streams.model_drill import ModelDrill
@@ -81,12 +82,15 @@ class _Tail:
 
 def _outcome(event: Any, ts_ms: int) -> Outcome | None:
     if isinstance(event, Prediction):
-        return Outcome("trusted", event.frame_id, ts_ms, (), len(event.boxes), event.model_version)
+        boxes, version = len(event.boxes), event.model_version
+        return Outcome("trusted", event.frame_id, ts_ms, (), boxes, version, event.delivery)
     if isinstance(event, Quarantine):
-        reasons = tuple(event.reasons)
-        return Outcome("quarantined", event.frame_id, ts_ms, reasons, None, event.model_version)
+        reasons, version = tuple(event.reasons), event.model_version
+        return Outcome("quarantined", event.frame_id, ts_ms, reasons, None, version, event.delivery)
     if isinstance(event, DeadLetter) and event.frame_id:
-        return Outcome("deadletter", event.frame_id, ts_ms, (event.reason,))
+        of_frames = event.source_topic == TOPICS.frames.name and event.offset >= 0
+        delivery = delivery_of(event.partition, event.offset) if of_frames else ""
+        return Outcome("deadletter", event.frame_id, ts_ms, (event.reason,), delivery=delivery)
     return None
 
 

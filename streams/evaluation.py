@@ -58,6 +58,7 @@ class Outcome:
     reasons: tuple[str, ...] = ()
     boxes: int | None = None
     version: str | None = None  # the model version that processed the frame
+    delivery: str = ""  # the frame record it decides, partition:offset ("" if unknown)
 
     @property
     def flagged(self) -> bool:
@@ -99,6 +100,12 @@ def _deliveries(truth: Sequence[Truth], outcomes: Iterable[Outcome]) -> list[_De
     queue: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
         queue[outcome.frame_id].append(outcome)
+    for twice in (q for q in queue.values() if len(q) > 1):
+        # The copy is the later record of the partition.  Arrival order says the same only
+        # when the gate decided the two apart: decided together, the trusted one and the
+        # quarantined one go to different topics, and either may land first.
+        if all(o.delivery for o in twice):
+            twice.sort(key=lambda o: _record_order(o.delivery))
     by_seq = {(t.camera_id, t.seq): t for t in truth}
     out = []
     # A frame withheld (dropped, or replaced by a replayed one) shows as a gap on the next
@@ -118,6 +125,11 @@ def _deliveries(truth: Sequence[Truth], outcomes: Iterable[Outcome]) -> list[_De
             got = queue[old.frame_id].pop(0) if queue[old.frame_id] else None
             out.append(_Delivery(t, ("replay",), got))
     return out
+
+
+def _record_order(delivery: str) -> tuple[int, int]:
+    partition, _, offset = delivery.partition(":")
+    return int(partition), int(offset)
 
 
 def _stretches(deliveries: list[_Delivery], kind: str) -> list[list[_Delivery]]:

@@ -260,6 +260,7 @@ class Quarantine(Event, tag="quarantine/1"):
     scores: Scores
     ts_ns: TimestampNs
     thumbnail_ref: ShortText = ""
+    delivery: ShortText = ""  # as Prediction.delivery: which record of a replayed frame id
 
 
 class Alert(Event, tag="alert/1"):

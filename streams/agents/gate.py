@@ -189,6 +189,7 @@ class GateRunner:
                 scores=decision.scores,
                 ts_ns=time.time_ns(),
                 thumbnail_ref=frame_ref(prediction.frame_id) if frame is not None else "",
+                delivery=prediction.delivery,
             )
             held.append((record, prediction, frame))
             out.append((quarantine_topic, key, encode(record)))

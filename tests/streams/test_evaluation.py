@@ -69,6 +69,19 @@ def test_a_replayed_copy_is_paired_with_the_second_outcome_of_the_old_frame():
     assert replay["detection_rate"] == 1.0
 
 
+def test_a_replayed_copy_decided_with_its_original_is_told_apart_by_its_record():
+    # Decided in one gate step, the copy's quarantine landed before the original's trusted
+    # prediction: the records' offsets, not the arrival order, say which is which.
+    frames = [truth(0), truth(1), truth(2, "replay", delivered=False, **{"replay.of_seq": 0.0})]
+    frames.append(truth(3))
+    copy = Outcome("quarantined", f"{0:032x}", 99, ("integrity",), delivery="0:2")
+    original = Outcome("trusted", f"{0:032x}", 99, delivery="0:0")
+    outcomes = [outcome(1), copy, original, outcome(3, "quarantined", "integrity")]
+    report = score(frames, outcomes)
+    assert report["by_type"]["replay"]["detection_rate"] == 1.0
+    assert report["clean"]["false_positive_rate"] == 0.0, "the original stays clean"
+
+
 def test_a_frame_without_an_outcome_is_lost():
     report = score([truth(0), truth(1)], [outcome(0)])
     assert report["lost_frames"] == 1

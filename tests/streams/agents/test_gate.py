@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from streams.agents.gate import GateRunner
-from streams.events import Signals, encode
+from streams.events import Quarantine, Signals, decode, encode
 from streams.gating import GatePolicy
 from streams.settings import Settings
 from streams.topics import TOPICS
@@ -104,3 +104,19 @@ def test_a_rebalance_forgets_everything_held_undecided(runner):
     assert len(runner.held) == 0 and len(runner.gate) == 0
     runner.gate.policy = GatePolicy(runner.policy.kinds, deadline_s=1e-9)
     assert runner.expire().records == [], "forgotten frames get no outcome here"
+
+
+def test_a_quarantine_names_the_frame_record_it_decides(runner):
+    # A replayed frame id has two records; a reader must tell which one was held.
+    held = encode(make_prediction(2, delivery="0:17"))
+    step = runner.absorb(
+        [
+            (TOPICS.predictions.name, held, "p2"),
+            (TOPICS.signals.name, encode(make_signal(2, "integrity", alarm=True)), "s2-i"),
+            signal(2, "adversarial.energy"),
+        ]
+    )
+    [(topic, _key, value)] = step.records
+    assert topic.get_topic_name() == TOPICS.quarantine.name
+    record = decode(value, Quarantine)
+    assert record.delivery == "0:17" and record.reasons == ["integrity"]
