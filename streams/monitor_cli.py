@@ -85,8 +85,7 @@ def _defaults(cls: type) -> dict[str, object]:
     """A monitor's parameters and their defaults, as ``secmlops calibrate -p`` sets them
     (a plug-in whose constructor fails is listed without them, not a crash)."""
     try:
-        monitor = cls()
-        return {name: getattr(monitor, name) for name in cls.params}
+        return dict(cls().state()["params"])
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
 

@@ -52,18 +52,24 @@ def thread_cpu_seconds() -> dict[str, float]:
     if not _TASKS.is_dir():
         return {}
     names = {t.native_id: _group(t.name) for t in threading.enumerate()}
-    tick = float(os.sysconf("SC_CLK_TCK"))
     out: dict[str, float] = {}
     for task in _TASKS.iterdir():
-        try:
-            stat = (task / "stat").read_text()
-        except OSError:  # the thread ended while we looked
+        seconds = _stat_cpu_seconds(task / "stat")
+        if seconds is None:  # the thread ended while we looked
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()  # the name may contain spaces
-        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
         group = names.get(int(task.name), UNNAMED)
         out[group] = out.get(group, 0.0) + seconds
     return out
+
+
+def _stat_cpu_seconds(stat_file: Path) -> float | None:
+    """User + system CPU seconds from a ``/proc/.../stat`` file; None when it is gone."""
+    try:
+        stat = stat_file.read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # the name may contain spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def cpu_per_frame(before: dict[str, float], after: dict[str, float], frames: int) -> dict:
@@ -89,16 +95,11 @@ _PREFIXES = [("detector-", "detector thread"), ("monitor-", "monitors")]
 def process_cpu_seconds(pids: Mapping[str, int | None]) -> dict[str, float]:
     """CPU seconds (user + system) used so far by whole processes, by name (e.g. the
     broker and Redis beside a benchmark's workers); a process that is gone is left out."""
-    tick = float(os.sysconf("SC_CLK_TCK"))
     out: dict[str, float] = {}
     for name, pid in pids.items():
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text() if pid else ""
-        except OSError:
-            continue
-        if stat:
-            fields = stat[stat.rindex(")") + 2 :].split()
-            out[name] = (int(fields[11]) + int(fields[12])) / tick
+        seconds = _stat_cpu_seconds(Path(f"/proc/{pid}/stat")) if pid else None
+        if seconds is not None:
+            out[name] = seconds
     return out
 
 
