@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import abc
 import copy
+import logging
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -40,6 +41,8 @@ from detectors.monitors.base import DetectFn, Monitor, Observation, Score
 from detectors.monitors.base import quantile_threshold as _quantile
 
 __all__ = ["BlockDrift"]
+
+log = logging.getLogger(__name__)
 
 _HOLD = 6  # blocks a river detector's firing stays valid as evidence
 _MIN_THRESHOLD = 5.0  # sd; a calibration never sets the threshold below it
@@ -77,6 +80,9 @@ class BlockDrift(Monitor):
 
     kind = "drift"
     features: ClassVar[tuple[str, ...]]
+    #: What the features are computed as; raised when that changes, so that a baseline
+    #: or a saved state made under another definition is not compared with new values.
+    feature_version: ClassVar[int] = 1
     floors: ClassVar[dict[str, float]]  # the smallest scale of each feature, in its units
     params = ("block", "recent", "warmup", "margin", "release", "cooldown", "memory")
     default_margin = 1.5  # calibration's factor on the clean quantile, unless given
@@ -142,11 +148,27 @@ class BlockDrift(Monitor):
 
     def calibration(self) -> dict[str, Any]:
         """The clean baseline: per feature ``[mean, scale_down, scale_up]`` of block means."""
-        return {"baseline": {k: list(v) for k, v in self._calibrated.items()}}
+        return {
+            "baseline": {k: list(v) for k, v in self._calibrated.items()},
+            "feature_version": self.feature_version,
+        }
 
     def load_calibration(self, data: Mapping[str, Any]) -> None:
-        """Load what :meth:`calibration` returned."""
+        """Load what :meth:`calibration` returned.  A baseline of other features (made
+        before they changed) is not loaded, and the threshold fitted with it is dropped:
+        the monitor runs uncalibrated, learning its baseline, until calibrated again."""
         baseline = data.get("baseline") or {}
+        made_with = data.get("feature_version", 1)
+        if baseline and made_with != self.feature_version:
+            log.warning(
+                "%s: the calibration was made with version %s of its features, this is "
+                "version %s; running uncalibrated until 'secmlops calibrate' is run again",
+                self.name,
+                made_with,
+                self.feature_version,
+            )
+            self._calibrated, self.threshold = {}, math.inf
+            return
         self._calibrated = {k: [float(x) for x in v] for k, v in baseline.items()}
 
     def online_state(self) -> dict[str, Any]:
@@ -155,12 +177,25 @@ class BlockDrift(Monitor):
         return state | {
             "recent": {k: list(v) for k, v in self._recent.items()},
             "last": [self._last.value, self._last.reason],
+            "feature_version": self.feature_version,
         }
 
     def load_online_state(self, data: Mapping[str, Any]) -> None:
-        """Load what :meth:`online_state` returned, replaying the detectors' inputs."""
+        """Load what :meth:`online_state` returned, replaying the detectors' inputs.
+
+        Raises
+        ------
+        ValueError
+            For a state saved with another version of the features (the monitor
+            bank then starts the camera afresh).
+        """
         if not data:
             return
+        if data.get("feature_version", 1) != self.feature_version:
+            raise ValueError(
+                f"{self.name}: state saved with version {data.get('feature_version', 1)} of "
+                f"its features, this is version {self.feature_version}"
+            )
         for k in _PLAIN:
             setattr(self, f"_{k}", copy.deepcopy(data.get(k)))
         if not isinstance(self._quiet, dict):  # saved before refractory periods per feature

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from detectors.monitors.base import DetectFn, Monitor, Observation, Score
+from detectors.monitors.shrink import shrink_to
 
 __all__ = ["StreamIntegrity", "thumbnail"]
 
@@ -27,7 +28,7 @@ _THUMB = (64, 36)
 def thumbnail(image: np.ndarray) -> np.ndarray:
     """A 64×36 grey thumbnail: cheap to compare, blind to JPEG noise patterns."""
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-    return cv2.resize(grey, _THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
+    return shrink_to(grey, _THUMB).astype(np.float32)
 
 
 class StreamIntegrity(Monitor):

@@ -127,6 +127,32 @@ def test_a_saved_state_resumes_with_identical_scores() -> None:
     assert any(s.alarm for s in ahead)
 
 
+def test_a_calibration_of_older_features_is_not_applied(caplog) -> None:
+    # drift.image's features changed (version 2): a baseline fitted to the old values,
+    # saved in Redis before an upgrade, would be compared with new ones.
+    monitor = ImageDrift()
+    monitor.calibrate_features(ar1_stream(1000, seed=3), target_fpr=0.01)
+    old = json.loads(json.dumps(monitor.state()))
+    old["calibration"].pop("feature_version")  # as saved before versions were recorded
+    with caplog.at_level("WARNING"):
+        stale = ImageDrift.from_state(old)
+    assert stale.calibration()["baseline"] == {}
+    assert stale.threshold == math.inf  # runs on its default, learning a baseline
+    assert "secmlops calibrate" in caplog.text
+    current = ImageDrift.from_state(monitor.state())
+    assert current.calibration() == monitor.calibration()
+    assert current.threshold == monitor.threshold
+
+
+def test_a_saved_state_of_older_features_is_refused() -> None:
+    monitor = ImageDrift()
+    for row in ar1_stream(50, seed=4):
+        monitor.update_features(row)
+    saved = monitor.online_state() | {"feature_version": 1}
+    with pytest.raises(ValueError, match="version 1 of its features"):
+        ImageDrift().load_online_state(saved)
+
+
 def test_reset_keeps_the_calibration_and_clears_the_rest() -> None:
     rows = ar1_stream(3000, seed=9, shift_at=2200)
     monitor = ImageDrift()
