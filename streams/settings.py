@@ -129,6 +129,7 @@ class Settings:
     worker_batch_size: int = 32
     worker_batch_wait_s: float = 0.05  # each agent's wait for a batch to fill (README)
     worker_in_flight: int = 2  # detector batches in flight (streams.inflight)
+    worker_opencv_threads: int = 1  # OpenCV's threads in a worker; 0: its default (streams.worker)
     worker_processes: int = 1  # `secmlops worker` processes on this host (streams.worker_pool)
     worker_fetch_bytes: int = 8 * 1024**2  # most bytes fetched per partition at once
     worker_drain_timeout_s: float = 60.0
@@ -198,6 +199,7 @@ class Settings:
             worker_batch_size=_int(env, "WORKER_BATCH_SIZE", 32, 1, 4096),
             worker_batch_wait_s=_float(env, "WORKER_BATCH_WAIT", 0.05, 0.001, 60.0),
             worker_in_flight=_int(env, "WORKER_IN_FLIGHT", 2, 1, 8),
+            worker_opencv_threads=_int(env, "WORKER_OPENCV_THREADS", 1, 0, 1024),
             worker_processes=_int(env, "WORKER_PROCESSES", 1, 1, 64),
             worker_fetch_bytes=_int(env, "WORKER_FETCH_BYTES", 8 * 1024**2, 2**20, 2**30),
             worker_drain_timeout_s=_float(env, "WORKER_DRAIN_TIMEOUT", 60.0, 0.0, 3600.0),

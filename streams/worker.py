@@ -22,7 +22,22 @@ __all__ = [
     "group_members",
     "preflight",
     "run_worker",
+    "set_opencv_threads",
 ]
+
+
+def set_opencv_threads(threads: int) -> None:
+    """Give OpenCV ``threads`` threads in this process (0: its default, one per core).
+
+    Why 1 in a worker: the cores belong to the model's one OpenMP team, and
+    the monitors call OpenCV from threads of their own, on frames too small to
+    share out.  With its pool (2 threads on 2 cores) the image monitors used
+    1.5 to 2 times the CPU for the same work, the pool's threads waiting
+    actively for more (docs/benchmarks.md, "Gate cost").
+    """
+    import cv2
+
+    cv2.setNumThreads(threads if threads > 0 else -1)  # OpenCV: a negative number, its default
 
 
 def preflight(settings: Settings) -> str:
@@ -75,6 +90,7 @@ def run_worker(loglevel: str = "info") -> None:
 
     preflight(settings)
     ensure_topics(settings)
+    set_opencv_threads(settings.worker_opencv_threads)
     # Importing the agent modules registers their agents with the app.
     import streams.agents.detect
     import streams.agents.gate

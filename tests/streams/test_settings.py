@@ -96,3 +96,14 @@ def test_batches_in_flight_out_of_range_are_refused_by_name(value):
 def test_the_allocator_is_tuned_unless_turned_off():
     assert Settings.from_env({}).tune_malloc
     assert not Settings.from_env({"SECMLOPS_TUNE_MALLOC": "0"}).tune_malloc
+
+
+def test_a_worker_gives_opencv_one_thread_unless_told_otherwise():
+    # The cores are the model's; monitors call OpenCV from threads of their own.
+    assert Settings.from_env({}).worker_opencv_threads == 1
+    assert Settings.from_env({"SECMLOPS_WORKER_OPENCV_THREADS": "0"}).worker_opencv_threads == 0
+
+
+def test_a_negative_opencv_thread_count_is_refused_by_name():
+    with pytest.raises(SettingsError, match="SECMLOPS_WORKER_OPENCV_THREADS=-1"):
+        Settings.from_env({"SECMLOPS_WORKER_OPENCV_THREADS": "-1"})
