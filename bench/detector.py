@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rates import paired  # a sibling: bench/ is first on sys.path
+
 from detectors.imaging import decode_image, decode_jpegs, encode_jpeg
 from detectors.models.base import Detector, warm_up
 from detectors.monitors.registry import select
@@ -332,13 +334,10 @@ def report(args: argparse.Namespace, rows: list) -> None:
     )
     print("| model | bare frames/s | pipeline frames/s | pipeline / bare |\n|---|---|---|---|")
     for arch, b, p, _ in rows:
-        # Paired: each pipeline run against the bare run of the same repeat, so that a
-        # slow or fast spell of a shared machine moves both sides of a ratio.
-        ratios = [pi / bi for pi, bi in zip(p, b, strict=True)]
-        spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
+        ratio, _, spread = paired(p, b).partition(" ")
         print(
             f"| {arch} | {statistics.median(b):.1f} | {statistics.median(p):.1f} "
-            f"| **{statistics.median(ratios):.2f}**{spread} (target ≥ 0.85) |"
+            f"| **{ratio}**{' ' + spread if spread else ''} (target ≥ 0.85) |"
         )
     print(
         "\nFrames/s: medians of the runs. Ratio: the median of the paired ratios (each "

@@ -12,16 +12,18 @@ Four worker configurations, one after the other on one private stack, in one run
 **Latency**: frames are sent at a steady ``--fps`` (below the machine's
 capacity, so that queues stay short), stamped with the wall clock at capture;
 the latency of a frame is the broker timestamp of its outcome record minus
-its capture time (p50, p99).  **Throughput**: ``--frames`` frames are loaded
-into the topic first and the worker started after, so that the worker, not
-the sender, is measured; frames/s in the steady state (:func:`steady_rate`),
-``--repeats`` runs per configuration made in alternating order (ABCD,
-DCBA, ...).  The shared machine's speed drifts by up to 1.7× over minutes
-(the same detector-only run: 55 and 89 frames/s in one session), so a
-ratio is the median of *paired* ratios: each run against the first
-configuration's run of the same repeat.
+its capture time (p50, p99).  **Throughput**: the worker is started and warmed
+up, then ``--frames`` frames, encoded beforehand, are sent as fast as the
+producer goes; frames/s from the first frame sent to the last outcome
+(:func:`drain_rate`: every agent's work on every frame, including the image
+monitors', which run ahead of the detector on a backlog), ``--repeats`` runs
+per configuration made in alternating order (ABCD, DCBA, ...).  The shared
+machine's speed drifts by up to 1.7× over minutes (the same detector-only
+run: 55 and 89 frames/s in one session), so a ratio is the median of
+*paired* ratios: each run against the first configuration's run of the same
+repeat.
 
-Where the time goes, over the same steady window: the workers' CPU by thread
+Where the time goes, over the same window: the workers' CPU by thread
 (``/threads/``), their device threads' busy time by lane, detector batches
 against monitors' checks (``/device/``; on a CPU the device thread bounds the
 rate, so the checks' share is squeezing's cost), and the CPU of the broker
@@ -51,11 +53,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rates import drain_rate, paired, steady_rate  # a sibling: bench/ is first on sys.path
 
+from detectors.imaging import encode_jpeg
 from model_store.registry import Registry
 from model_store.setup import setup_models
 from model_store.signing import Verifier, throwaway_keys
-from producers.frames import FrameSender, build_frame
+from producers.frames import FrameSender, build_frame, encoded_frame
 from producers.sources import open_source
 from streams.assets import ASSETS, fetch_asset
 from streams.calibration import calibrate_served
@@ -106,21 +110,6 @@ class Outcomes:
         return found
 
 
-def steady_rate(stamps: list[int]) -> float:
-    """Frames/s between the 10th and the 90th percentile of the outcome times (ms).
-
-    The ends are left out: the first batches wait for the worker's start and
-    the gate's first deadline, the last ones for stragglers; either end
-    moved a ratio by a third in earlier runs.  Outcomes of one batch share
-    a time, so too few distinct times give no rate (nan).
-    """
-    stamps = sorted(stamps)
-    lo, hi = len(stamps) // 10, len(stamps) * 9 // 10
-    if len(set(stamps[lo : hi + 1])) < 3 or stamps[hi] == stamps[lo]:
-        return math.nan
-    return (hi - lo) / ((stamps[hi] - stamps[lo]) / 1000)
-
-
 def cameras(prefix: str, workers: int) -> list[str]:
     """One camera for one worker; with several, one camera per partition, so that the
     frames spread evenly over the partitions and so over the workers."""
@@ -137,22 +126,23 @@ def start_workers(settings: Settings, env: dict, log: Path, workers: int) -> Any
 def throughput(
     settings: Settings,
     keyring: Keyring,
-    images: list,
+    jpegs: list[bytes],
+    size: tuple[int, int],
     env: dict,
     log: Path,
     workers: int = 1,
     stack_pids: dict[str, int | None] | None = None,
-) -> tuple[float, dict[str, float], dict[str, float]]:
-    """Steady frames/s of one configuration on a backlog of ``images``, and the workers'
-    CPU ms per frame by thread, plus (third) their device threads' busy ms per frame by
-    lane (``batches``, ``checks``) and the CPU ms per frame of the stack's processes
-    (``stack_pids``: the broker, Redis), all over the same steady window.
+) -> tuple[tuple[float, float], dict[str, float], dict[str, float]]:
+    """(drain, steady) frames/s of one configuration on a backlog of ``jpegs``, the
+    workers' CPU ms per frame by thread, and (third) their device threads' busy ms per
+    frame by lane (``batches``, ``checks``) and the CPU ms per frame of the stack's
+    processes (``stack_pids``: the broker, Redis), from the first frame sent to the
+    last outcome.
 
-    One worker reads a backlog sent before it starts, so that the worker, not the sender,
-    is measured.  Several are started (and their group settled) first, since each joining
-    worker would pause the others mid-measurement; the frames are then sent as fast as
-    the sender goes, and its own rate is logged, to show when it, not the workers, set
-    the pace.
+    The workers are started and warmed up first (a worker joining mid-run pauses the
+    others; a cold one loads its model on the clock).  The backlog, encoded
+    beforehand, is then sent as fast as the producer goes (its rate is logged: far
+    above the workers', so that they, not the sender, are measured).
     """
     names = cameras("bench-tput", workers)
     forget_cameras(redis_client(settings), names)  # each run starts fresh
@@ -160,28 +150,32 @@ def throughput(
     stack = {"stack": lambda: process_cpu_seconds(stack_pids or {})}
     try:
         outcomes = Outcomes(settings, env["SECMLOPS_GATE"] == "1")
-        if workers > 1:
-            group = start_workers(settings, env, log, workers)
-        t0 = time.monotonic()
+        group = start_workers(settings, env, log, workers)
+        sampler = CpuSampler(group, extras={"device": group.device_busy, **stack}).start()
+        time.sleep(2 * sampler.every_s)  # a reading before the first frame
+        sent_ms, t0 = time.time() * 1000, time.monotonic()
         with FrameSender(settings, keyring) as sender:
             ids = {
-                sender.send(build_frame(names[i % len(names)], i // len(names), im)).frame_id
-                for i, im in enumerate(images)
+                sender.send(
+                    encoded_frame(
+                        names[i % len(names)], i // len(names), data, width=size[0], height=size[1]
+                    )
+                ).frame_id
+                for i, data in enumerate(jpegs)
             }
-        if workers > 1:
-            sent = len(images) / (time.monotonic() - t0)
-            print(f"  sender: {sent:.0f} frames/s", file=sys.stderr, flush=True)
-            sampler = CpuSampler(group, extras={"device": group.device_busy, **stack}).start()
-        else:
-            group = WorkerProcess(log, env=env).start()
-            sampler = CpuSampler(group, extras={"device": group.device_busy, **stack}).start()
-            group.wait_ready(settings)
+        sent = len(jpegs) / (time.monotonic() - t0)
+        print(f"  sender: {sent:.0f} frames/s", file=sys.stderr, flush=True)
         try:
             stamps = list(outcomes.wait(ids).values())
+            time.sleep(2 * sampler.every_s)  # a reading after the last outcome
         finally:
             sampler.stop()
-        more = {**sampler.device_per_frame(stamps), **sampler.extra_per_frame("stack", stamps)}
-        return steady_rate(stamps), sampler.per_frame(stamps), more
+        more = {
+            **sampler.device_per_frame(stamps, sent_ms),
+            **sampler.extra_per_frame("stack", stamps, sent_ms),
+        }
+        rates = drain_rate(stamps, sent_ms), steady_rate(stamps)
+        return rates, sampler.per_frame(stamps, sent_ms), more
     finally:
         if group is not None:
             group.stop()
@@ -256,6 +250,7 @@ def main() -> None:
         f.image
         for f in open_source(drive, "b", start=first, end=first + args.frames, resize=size).frames()
     ]
+    jpegs = [encode_jpeg(image) for image in images]  # once: the sender only sends
     import torch
 
     card = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU only"
@@ -306,18 +301,21 @@ def main() -> None:
                 )
                 print(f"  {name}: latency p50/p99 {latencies[name]}", file=sys.stderr, flush=True)
             rates: dict[str, list[float]] = {name: [] for name in names}
+            steady: dict[str, list[float]] = {name: [] for name in names}
             cpu: dict[str, list[dict[str, float]]] = {name: [] for name in names}
             busy: dict[str, list[dict[str, float]]] = {name: [] for name in names}
             for repeat in range(args.repeats):  # ABCD DCBA ...: no configuration always first
                 for name in names if repeat % 2 == 0 else names[::-1]:
-                    rate, used, lanes = throughput(
-                        settings, keyring, images, envs[name], log, args.workers, stack_pids
+                    (rate, steady_one), used, lanes = throughput(
+                        settings, keyring, jpegs, size, envs[name], log, args.workers, stack_pids
                     )
                     rates[name].append(rate)
+                    steady[name].append(steady_one)
                     cpu[name].append(used)
                     busy[name].append(lanes)
                     print(
-                        f"  {name}: {rate:.1f} frames/s, CPU {used}, device and stack {lanes}",
+                        f"  {name}: {rate:.1f} frames/s (steady window {steady_one:.1f}), "
+                        f"CPU {used}, device and stack {lanes}",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -325,27 +323,28 @@ def main() -> None:
             stack.down()
     print(
         "| configuration | capture→outcome p50 ms | p99 ms | frames/s | cameras at 30 fps "
-        "| vs detector only |"
+        "| vs detector only | steady window, vs detector only |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for name in names:
         (p50, p99), rate = latencies[name], float(np.median(rates[name]))
         # Paired ratios: each repeat's run against the base's run of the same repeat, so
         # that a slow or fast spell of the shared machine moves both sides of a ratio.
-        ratios = [r / b for r, b in zip(rates[name], rates[names[0]], strict=True)]
-        spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
+        ratio = paired(rates[name], rates[names[0]])
         print(
             f"| {CONFIGS[name][0]} | {p50:.0f} | {p99:.0f} | {rate:.1f} "
-            f"| {rate / 30:.1f} | {float(np.median(ratios)):.2f}{spread} |"
+            f"| {rate / 30:.1f} | {ratio} | {paired(steady[name], steady[names[0]])} |"
         )
     print_cpu(names, cpu)
     print_device(names, busy)
     runs = "; ".join(f"{CONFIGS[n][0]}: " + ", ".join(f"{r:.1f}" for r in rates[n]) for n in names)
     print(
-        f"\nThroughput: steady state (10th to 90th percentile of the outcomes), median of "
-        f"{args.repeats} runs per configuration, made in alternating order. The ratio is the "
-        f"median of the paired ratios (each run against the first row's run of the same "
-        f"repeat; range in brackets). Runs, frames/s: {runs}."
+        f"\nThroughput: the whole backlog, from the first frame sent to the last outcome "
+        f"(CPU and device figures over the same window), median of {args.repeats} runs per "
+        f"configuration, made in alternating order. The ratio is the median of the paired "
+        f"ratios (each run against the first row's run of the same repeat; range in "
+        f"brackets). The last column is the same ratio over the outcomes' 10th to 90th "
+        f"percentile only, the window of earlier runs. Runs, frames/s: {runs}."
     )
 
 

@@ -30,13 +30,13 @@ from pathlib import Path
 import cv2
 
 from detectors.imaging import encode_jpeg
-from producers.frames import FrameSender
+from producers.frames import FrameSender, encoded_frame
 from producers.injection import parse_spec
 from producers.replay import Replayer, ReplayOptions
 from producers.sources import open_source, prefetch
 from streams.assets import ASSETS, fetch_asset
 from streams.clients import producer
-from streams.events import Frame, encode, new_id
+from streams.events import Frame, encode
 from streams.settings import Settings
 from streams.signing import Keyring, generate_key
 from streams.stack import Stack, ephemeral_env
@@ -48,19 +48,7 @@ def frames_of(drive: Path, n: int) -> list:
 
 
 def events(jpegs: list[bytes], camera: str) -> list[Frame]:
-    return [
-        Frame(
-            frame_id=new_id(),
-            camera_id=camera,
-            seq=i,
-            capture_ts_ns=time.time_ns(),
-            width=640,
-            height=360,
-            encoding="jpeg",
-            image=jpeg,
-        )
-        for i, jpeg in enumerate(jpegs)
-    ]
+    return [encoded_frame(camera, i, jpeg, width=640, height=360) for i, jpeg in enumerate(jpegs)]
 
 
 def bare_send(settings: Settings, values: list[bytes]) -> float:

@@ -140,20 +140,23 @@ class CpuSampler:
         self._stop.set()
         self._thread.join()
 
-    def per_frame(self, stamps: list[int]) -> dict[str, float]:
+    def per_frame(self, stamps: list[int], since_ms: float | None = None) -> dict[str, float]:
         """CPU ms per frame between the readings nearest the 10th and the 90th percentile
         of the outcome times (wall-clock ms, e.g. broker timestamps), over the frames
-        decided between."""
-        window = self._window(stamps)
+        decided between; with ``since_ms``, from the reading before that moment (e.g. the
+        first frame sent) to the one after the last outcome, over every frame."""
+        window = self._window(stamps, since_ms)
         if window is None:
             return {}
         first, last, frames = window
         return cpu_per_frame(first[1], last[1], frames)
 
-    def extra_per_frame(self, name: str, stamps: list[int]) -> dict[str, float]:
+    def extra_per_frame(
+        self, name: str, stamps: list[int], since_ms: float | None = None
+    ) -> dict[str, float]:
         """The extra reading ``name``, in ms per frame by key, over the same window as
         :meth:`per_frame` (empty where it could not be read)."""
-        window = self._window(stamps)
+        window = self._window(stamps, since_ms)
         if window is None:
             return {}
         first, last, frames = window
@@ -162,21 +165,27 @@ class CpuSampler:
             return {}
         return {key: (s - before.get(key, 0.0)) * 1000 / frames for key, s in after.items()}
 
-    def device_per_frame(self, stamps: list[int]) -> dict[str, float]:
+    def device_per_frame(
+        self, stamps: list[int], since_ms: float | None = None
+    ) -> dict[str, float]:
         """Device threads' busy ms per frame by lane (``batches``, ``checks``), summed over
         devices and workers, over the same window as :meth:`per_frame`."""
         out: dict[str, float] = {}
-        for key, ms in self.extra_per_frame("device", stamps).items():
+        for key, ms in self.extra_per_frame("device", stamps, since_ms).items():
             lane = key.rpartition("/")[2]  # detector-cpu/checks -> checks
             out[lane] = out.get(lane, 0.0) + ms
         return out
 
-    def _window(self, stamps: list[int]) -> tuple[Any, Any, int] | None:
-        """The first and last readings of the steady window, and the frames decided between."""
+    def _window(
+        self, stamps: list[int], since_ms: float | None = None
+    ) -> tuple[Any, Any, int] | None:
+        """The first and last readings of the window, and the frames decided between."""
         stamps = sorted(stamps)
         if len(self.samples) < 2 or len(stamps) < 10:
             return None
         lo, hi = stamps[len(stamps) // 10], stamps[len(stamps) * 9 // 10]
+        if since_ms is not None:
+            lo, hi = since_ms, stamps[-1]
         first = max((s for s in self.samples if s[0] <= lo), default=self.samples[0], key=_at)
         last = min((s for s in self.samples if s[0] >= hi), default=self.samples[-1], key=_at)
         if last[0] - first[0] < 2 * self.every_s * 1000:

@@ -156,3 +156,24 @@ def test_the_sampler_reads_extras_over_the_same_window():
     per_frame = sampler.extra_per_frame("stack", steady)
     assert per_frame["broker"] == pytest.approx(0.1 * (end - start) / 101, rel=0.25)
     assert sampler.extra_per_frame("nothing", steady) == {}
+
+
+def test_a_window_from_the_first_frame_sent_holds_the_work_done_ahead_of_the_outcomes():
+    # On a backlog, monitors run ahead of the detector and can finish before the steady
+    # window of the outcomes begins: only a window from the first frame sent counts them.
+    class Worker:
+        def __init__(self) -> None:
+            self.t0 = time.time()
+
+        def thread_cpu(self) -> dict[str, float]:
+            elapsed = time.time() - self.t0  # monitors: 0.2 s of CPU, from 0.1 s to 0.3 s
+            return {EVENT_LOOP: elapsed, "monitor-x": min(max(elapsed - 0.1, 0.0), 0.2)}
+
+    worker = Worker()
+    sampler = CpuSampler(worker, every_s=0.05).start()
+    time.sleep(0.8)
+    sampler.stop()
+    sent, end = worker.t0 * 1000, sampler.samples[-1][0]
+    outcomes = [sent + 400 + (end - sent - 400) * k / 100 for k in range(101)]
+    assert sampler.per_frame(outcomes).get("monitors", 0.0) == 0.0
+    assert sampler.per_frame(outcomes, since_ms=sent)["monitors"] == pytest.approx(200 / 101)
