@@ -2,9 +2,11 @@
 
 Several monitor agents read the same frames; each would otherwise decode
 the JPEG again.  :class:`ImageCache` keeps the last few hundred decoded
-frames of the process by frame id, so a frame is decoded about once however
-many monitors look at it.  Only frames whose signature verified are decoded:
-untrusted pixels never reach a monitor.
+frames of the process, so a frame is decoded once however many monitors
+look at it, even when they ask at the same moment (they take the same batch
+at once, and in a profile of a worker each of the five that read frames was
+decoding them: docs/benchmarks.md, "Gate cost").  Only frames whose
+signature verified are decoded: untrusted pixels never reach a monitor.
 """
 
 from __future__ import annotations
@@ -27,38 +29,61 @@ __all__ = ["ImageCache", "frame_observation", "prediction_observation"]
 
 
 class ImageCache:
-    """A thread-safe LRU of decoded images by frame id (``capacity`` frames)."""
+    """A thread-safe LRU of decoded images (``capacity`` frames), each decoded once.
+
+    Keyed by frame id and signature: a signature binds the bytes, so two
+    records that share an id but not their content each get their own pixels.
+    A thread that asks for a frame another thread is decoding waits for that
+    decode instead of starting its own.
+    """
 
     def __init__(self, capacity: int = 192) -> None:
         self.capacity = capacity
-        self._images: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._images: OrderedDict[tuple[str, bytes], np.ndarray] = OrderedDict()
+        self._decoding: dict[tuple[str, bytes], threading.Event] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     def get(self, frame: Frame, fetch_image: ImageFetcher | None) -> np.ndarray | None:
         """The frame's pixels, decoded at most once while cached; None when undecodable."""
-        with self._lock:
-            image = self._images.get(frame.frame_id)
-            if image is not None:
-                self._images.move_to_end(frame.frame_id)
-                self.hits += 1
-                return image
-        self.misses += 1
+        key = (frame.frame_id, frame.signature)
+        while True:
+            with self._lock:
+                image = self._images.get(key)
+                if image is not None:
+                    self._images.move_to_end(key)
+                    self.hits += 1
+                    return image
+                busy = self._decoding.get(key)
+                if busy is None:  # nobody is decoding it: this thread will
+                    self._decoding[key] = threading.Event()
+                    self.misses += 1
+                    break
+            busy.wait()  # then take its image; if it failed (or was evicted), try again
+        image = None
         try:
-            data = frame.image
-            if not data:
-                if fetch_image is None:
-                    return None
-                data = fetch_image(frame.image_ref, frame.image_sha256)
-            image = decode_image(data, width=frame.width, height=frame.height)
-        except (ImageError, ClaimCheckError):
-            return None
-        with self._lock:
-            self._images[frame.frame_id] = image
-            while len(self._images) > self.capacity:
-                self._images.popitem(last=False)
+            image = _decode(frame, fetch_image)
+        finally:
+            with self._lock:
+                if image is not None:
+                    self._images[key] = image
+                    while len(self._images) > self.capacity:
+                        self._images.popitem(last=False)
+                self._decoding.pop(key).set()
         return image
+
+
+def _decode(frame: Frame, fetch_image: ImageFetcher | None) -> np.ndarray | None:
+    try:
+        data = frame.image
+        if not data:
+            if fetch_image is None:
+                return None
+            data = fetch_image(frame.image_ref, frame.image_sha256)
+        return decode_image(data, width=frame.width, height=frame.height)
+    except (ImageError, ClaimCheckError):
+        return None
 
 
 def frame_observation(
