@@ -38,33 +38,31 @@ def decodes(monkeypatch):
     return calls
 
 
-def test_monitors_asking_at_once_share_one_decode(decodes):
-    cache, f = ImageCache(), frame()
+def ask_at_once(cache: ImageCache, f, callers: int) -> list[np.ndarray | None]:
+    """``callers`` threads asking for one frame at the same moment, as monitor agents do."""
     results: list[np.ndarray | None] = []
     threads = [
-        threading.Thread(target=lambda: results.append(cache.get(f, None))) for _ in range(5)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(decodes) == 1
-    assert all(r is results[0] for r in results)
-    assert (cache.misses, cache.hits) == (1, 4)
-
-
-def test_an_undecodable_frame_is_none_for_every_caller_and_none_waits_forever(decodes):
-    cache = ImageCache()
-    broken = msgspec.structs.replace(frame(), image=b"not a jpeg")
-    results: list[np.ndarray | None] = []
-    threads = [
-        threading.Thread(target=lambda: results.append(cache.get(broken, None))) for _ in range(3)
+        threading.Thread(target=lambda: results.append(cache.get(f, None))) for _ in range(callers)
     ]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=5)
-    assert results == [None, None, None]
+    return results
+
+
+def test_monitors_asking_at_once_share_one_decode(decodes):
+    cache = ImageCache()
+    results = ask_at_once(cache, frame(), 5)
+    assert len(decodes) == 1
+    assert len(results) == 5
+    assert all(r is results[0] for r in results)
+    assert (cache.misses, cache.hits) == (1, 4)
+
+
+def test_an_undecodable_frame_is_none_for_every_caller_and_none_waits_forever(decodes):
+    broken = msgspec.structs.replace(frame(), image=b"not a jpeg")
+    assert ask_at_once(ImageCache(), broken, 3) == [None, None, None]
 
 
 def test_records_sharing_an_id_but_not_their_bytes_get_their_own_pixels(decodes):
