@@ -20,6 +20,8 @@ DRIVE_FPS = 30  # media time: the drive's own clock
 PACE_FPS = 8  # sent slower than recorded, so that 2 CPU cores keep up with HOG at 640x360
 START, FRAMES = 1200, 300  # a stretch with pedestrians: 10 s of the drive
 PROMOTE_AT = 90  # frames into it (model health needs 60 of the good model as a baseline)
+# ...predicted by the good model, not just sent: on a machine slower than the pace the
+# worker falls behind, and a promotion timed by the sender left health no baseline.
 
 
 def test_a_degraded_model_promoted_mid_drive_is_rolled_back_within_5_s_of_media_time(
@@ -29,11 +31,10 @@ def test_a_degraded_model_promoted_mid_drive_is_rolled_back_within_5_s_of_media_
     registry = Registry(redis_client(settings), Verifier.from_settings(settings))
     good = registry.active(settings.model_name)
     predictions, decisions = tail(TOPICS.predictions.name), tail(TOPICS.decisions.name)
-    alerts = tail(TOPICS.alerts.name)
+    alerts, progress = tail(TOPICS.alerts.name), tail(TOPICS.predictions.name)
     drive = fetch_asset(ASSETS["sample-drive"], settings.cache_dir, quiet=True)
     images = [f.image for f in open_source(drive, cam, start=START, end=START + FRAMES).frames()]
 
-    reached = threading.Event()
     sent_ids: list[str] = []
 
     def replay() -> None:  # paced, stamped with the wall clock
@@ -42,14 +43,15 @@ def test_a_degraded_model_promoted_mid_drive_is_rolled_back_within_5_s_of_media_
             for seq, image in enumerate(images):
                 time.sleep(max(0.0, start + seq / PACE_FPS - time.monotonic()))
                 sent_ids.append(sender.send(build_frame(cam, seq, image)).frame_id)
-                if seq == PROMOTE_AT:
-                    reached.set()
 
     player = threading.Thread(target=replay)
     player.start()
-    assert reached.wait(60)
+    good_ones = progress.collect(
+        lambda e: isinstance(e, Prediction) and e.camera_id == cam, PROMOTE_AT, 180
+    )
+    assert len(good_ones) >= PROMOTE_AT
     drill = secmlops(env, "models", "degrade", "--promote", "--strength", "3")
-    player.join(120)
+    player.join(180)
     bad = drill.stdout.split()[2]  # "<model> version <N> registered: ..."
     assert bad != good, drill.stdout
 
@@ -125,7 +127,9 @@ def test_a_canary_that_agrees_is_promoted_when_its_period_ends(
     made = secmlops(env, "models", "degrade", "--mode", "noise", "--strength", "0.0001")
     candidate = made.stdout.split()[2]
     alerts = tail(TOPICS.alerts.name)
-    secmlops(env, "models", "promote", candidate, "--canary", "6")
+    # 20 s: long enough for 30 compared frames (CANARY_MIN_FRAMES) on a slow 2-core
+    # machine, where the detector and the candidate in shadow run at a few frames a second.
+    secmlops(env, "models", "promote", candidate, "--canary", "20")
     drive = fetch_asset(ASSETS["sample-drive"], settings.cache_dir, quiet=True)
     frames = open_source(drive, cam, start=START, end=START + 100, resize=(320, 180)).frames()
     try:
