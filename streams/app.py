@@ -148,6 +148,7 @@ def create_app(settings: Settings) -> App:
         broker_commit_interval=settings.worker_commit_interval_s,
         broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
         producer_acks=-1,
+        producer_linger=settings.worker_producer_linger_s,
         web_host="127.0.0.1",
         web_port=settings.worker_web_port,
         web_bind="127.0.0.1",

@@ -132,6 +132,7 @@ class Settings:
     worker_opencv_threads: int = 1  # OpenCV's threads in a worker; 0: its default (streams.worker)
     worker_processes: int = 1  # `secmlops worker` processes on this host (streams.worker_pool)
     worker_fetch_bytes: int = 8 * 1024**2  # most bytes fetched per partition at once
+    worker_producer_linger_s: float = 0.01  # a worker's producer waits this long to batch (README)
     worker_drain_timeout_s: float = 60.0
     worker_session_timeout_s: float = 60.0
     worker_commit_interval_s: float = 2.8
@@ -202,6 +203,7 @@ class Settings:
             worker_opencv_threads=_int(env, "WORKER_OPENCV_THREADS", 1, 0, 1024),
             worker_processes=_int(env, "WORKER_PROCESSES", 1, 1, 64),
             worker_fetch_bytes=_int(env, "WORKER_FETCH_BYTES", 8 * 1024**2, 2**20, 2**30),
+            worker_producer_linger_s=_float(env, "WORKER_PRODUCER_LINGER", 0.01, 0.0, 1.0),
             worker_drain_timeout_s=_float(env, "WORKER_DRAIN_TIMEOUT", 60.0, 0.0, 3600.0),
             worker_session_timeout_s=_float(env, "WORKER_SESSION_TIMEOUT", 60.0, 6.0, 1800.0),
             worker_commit_interval_s=_float(env, "WORKER_COMMIT_INTERVAL", 2.8, 0.1, 3600.0),

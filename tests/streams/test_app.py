@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.app import finish_commit_revoke
+from streams.app import create_app, finish_commit_revoke
+from streams.settings import Settings
 
 
 def test_work_in_flight_finishes_before_the_commit_and_the_commit_before_the_revocation():
@@ -49,3 +50,8 @@ def test_a_failure_in_flight_or_in_the_commit_does_not_stop_the_rebalance():
     log.clear()
     asyncio.run(finish_commit_revoke([], failing_commit, revoke, set()))
     assert log == ["revoked"]
+
+
+def test_the_producer_linger_setting_reaches_faust():
+    app = create_app(Settings.from_env({"SECMLOPS_WORKER_PRODUCER_LINGER": "0.02"}))
+    assert app.conf.producer_linger == 0.02

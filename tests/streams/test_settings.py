@@ -107,3 +107,14 @@ def test_a_worker_gives_opencv_one_thread_unless_told_otherwise():
 def test_a_negative_opencv_thread_count_is_refused_by_name():
     with pytest.raises(SettingsError, match="SECMLOPS_WORKER_OPENCV_THREADS=-1"):
         Settings.from_env({"SECMLOPS_WORKER_OPENCV_THREADS": "-1"})
+
+
+def test_a_workers_producer_lingers_10_ms_to_batch_its_records_unless_told_otherwise():
+    # Each monitor adds records; batched, the broker and the event loop handle fewer requests.
+    assert Settings.from_env({}).worker_producer_linger_s == 0.01
+    assert Settings.from_env({"SECMLOPS_WORKER_PRODUCER_LINGER": "0"}).worker_producer_linger_s == 0
+
+
+def test_a_producer_linger_over_a_second_is_refused_by_name():
+    with pytest.raises(SettingsError, match="SECMLOPS_WORKER_PRODUCER_LINGER=5"):
+        Settings.from_env({"SECMLOPS_WORKER_PRODUCER_LINGER": "5"})
