@@ -33,6 +33,8 @@ class ImageCache:
 
     Keyed by frame id and signature: a signature binds the bytes, so two
     records that share an id but not their content each get their own pixels.
+    The images are read-only: every monitor gets the same array, and
+    statistics of it are shared too (:mod:`detectors.monitors.per_image`).
     A thread that asks for a frame another thread is decoding waits for that
     decode instead of starting its own.
     """
@@ -64,6 +66,8 @@ class ImageCache:
         image = None
         try:
             image = _decode(frame, fetch_image)
+            if image is not None:  # shared by every monitor, so no one may write to it
+                image.flags.writeable = False
         finally:
             with self._lock:
                 if image is not None:

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from detectors.monitors.base import Monitor, Observation, Score
+from detectors.monitors.per_image import per_image
 
 __all__ = ["PerturbationEnergy", "residual_blocks", "residual_floor"]
 
@@ -38,11 +39,19 @@ def residual_floor(image: np.ndarray, percentile: float = 20.0, block: int = 8) 
     """The flat regions' noise: the mean of the tiles of :func:`residual_blocks` ranked
     within 5 percentage points of ``percentile`` (from the smallest).
 
+    Computed once per read-only frame however many monitors ask (this one,
+    and feature squeezing's trigger): :mod:`detectors.monitors.per_image`.
+
     A trimmed mean rather than one order statistic: tile means are multiples
     of 1/64, so a single percentile takes few distinct values and a threshold
     cannot sit between a clean frame and an attacked one that land on the
     same step.
     """
+    key = ("residual_floor", percentile, block)
+    return per_image.get(image, key, lambda: _residual_floor(image, percentile, block))
+
+
+def _residual_floor(image: np.ndarray, percentile: float, block: int) -> float:
     tiles = residual_blocks(image, block).ravel()
     lo = int(len(tiles) * max(0.0, percentile - 5.0) / 100)
     hi = max(lo + 1, int(len(tiles) * min(100.0, percentile + 5.0) / 100))

@@ -85,3 +85,10 @@ def test_the_cache_keeps_the_most_recent_frames(decodes):
     cache.get(frames[2], None)  # cached
     cache.get(frames[0], None)  # evicted: decoded again
     assert len(decodes) == 4
+
+
+def test_shared_pixels_are_read_only(decodes):
+    image = ImageCache().get(frame(), None)
+    assert image is not None and not image.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        image[0, 0] = 0
