@@ -42,9 +42,7 @@ class PerImage:
 
     def __init__(self, capacity: int = 1024) -> None:
         self.capacity = capacity
-        self._values: OrderedDict[tuple[int, Hashable], tuple[weakref.ref, object]] = (
-            OrderedDict()
-        )
+        self._values: OrderedDict[tuple[int, Hashable], tuple[weakref.ref, object]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
