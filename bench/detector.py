@@ -17,7 +17,8 @@ one Python sender, is what is measured (a GPU outruns the sender).
 ``--in-flight 1,2`` runs the worker with each number of detector batches in
 flight, side by side (``SECMLOPS_WORKER_IN_FLIGHT``).
 ``--monitors all`` runs every monitor agent beside the detector and counts the
-pipeline done when the last monitor signal arrives; ``bench/gpu_detector.py``
+pipeline from the first batch any agent finished to the last monitor signal (the
+signals' own stamps); its CPU figures cover the same window; ``bench/gpu_detector.py``
 sweeps batch sizes and precisions of the bare model.
 
 Run: ``python bench/detector.py`` (``make bench`` runs it).  Prints Markdown.
@@ -120,14 +121,19 @@ def pipeline(
                     f"{len(outcomes.predictions)} of {len(jpegs)} predicted:\n{worker.log_tail()}"
                 )
             done = [p.processed_ts_ns for p in outcomes.predictions.values()]
+            start, end = min(done), max(done)
             if monitors:
-                last = signals.wait(ids, monitors * len(ids), timeout_s=1800)
-                done.append(max(last, max(done)))
+                first, last = signals.wait(ids, monitors * len(ids), timeout_s=1800)
+                start, end = min(start, first), max(end, last)
         finally:
             sampler.stop()
             worker.stop()
-    rate = _steady_rate(done)
-    cpu = sampler.per_frame([t // 1_000_000 for t in done])
+    rate = _steady_rate(done, start, end)
+    stamps = [t // 1_000_000 for t in done]
+    if monitors:  # from the first batch any agent finished to the last signal
+        cpu = sampler.per_frame(stamps, since_ms=start / 1e6, until_ms=end / 1e6)
+    else:
+        cpu = sampler.per_frame(stamps)
     shown = ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
     depth = in_flight or "default"
     say(f"pipeline ({depth} in flight): {rate:.1f} frames/s; CPU ms/frame: {shown}")
@@ -146,17 +152,22 @@ class SignalCounter:
     def __init__(self, settings: Settings) -> None:
         self._consumer = tail(settings, TOPICS.signals, client_id="secmlops-bench-signals")
 
-    def wait(self, frame_ids: set[str], expected: int, timeout_s: float) -> int:
-        """Wall-clock ns when the ``expected``-th signal arrived (or at the timeout)."""
-        count, deadline = 0, time.monotonic() + timeout_s
+    def wait(self, frame_ids: set[str], expected: int, timeout_s: float) -> tuple[int, int]:
+        """When the worker made the first and the last of the ``expected`` signals of
+        ``frame_ids`` (wall-clock ns, the signals' own stamps), once they all arrived."""
+        count, first, last = 0, None, None
+        deadline = time.monotonic() + timeout_s
         while count < expected and time.monotonic() < deadline:
             for records in self._consumer.poll(timeout_ms=200).values():
                 for record in records:
-                    event = decode(record.value)
-                    count += sum(s.frame_id in frame_ids for s in signals_in(event))
-        if count < expected:
+                    for signal in signals_in(decode(record.value)):
+                        if signal.frame_id in frame_ids:
+                            count += 1
+                            first = signal.ts_ns if first is None else min(first, signal.ts_ns)
+                            last = signal.ts_ns if last is None else max(last, signal.ts_ns)
+        if count < expected or first is None or last is None:
             raise RuntimeError(f"{count} of {expected} monitor signals arrived")
-        return time.time_ns()
+        return first, last
 
     def __enter__(self) -> SignalCounter:
         return self
@@ -165,18 +176,22 @@ class SignalCounter:
         self._consumer.close()
 
 
-def _steady_rate(done_ns: list[int]) -> float:
+def _steady_rate(done_ns: list[int], start_ns: int, end_ns: int) -> float:
     """Frames per second after the first batch: the sender's burst and the first fetch excluded.
 
-    Predictions of one batch share a completion time, so the rate is taken
-    from the end of the first batch to the end of the last (or to the last
-    monitor signal, when monitors run).
+    Predictions of one batch share a completion time, so the rate counts the
+    frames predicted after the first batch any agent finished (``start_ns``)
+    up to ``end_ns``: the last prediction, or the last monitor signal when
+    monitors run.  With monitors, ``start_ns`` is the earlier of the
+    detector's first batch and the first signal: on a backlog the image
+    monitors run ahead of the model, and a window from the model's first
+    batch left their head start out (docs/benchmarks.md, "Gate cost", the
+    sixteenth run).
     """
-    done = sorted(done_ns)
-    later = [t for t in done if t > done[0] + 1_000_000]
-    if len({t // 1_000_000 for t in later}) < 2:  # one batch or less after the first
+    later = [t for t in done_ns if t > start_ns + 1_000_000]
+    if len({t // 1_000_000 for t in later}) < 2 or end_ns <= start_ns:  # one batch or less
         return float("nan")
-    return len(later) / ((done[-1] - done[0]) / 1e9)
+    return len(later) / ((end_ns - start_ns) / 1e9)
 
 
 def _blank():

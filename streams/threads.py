@@ -140,12 +140,15 @@ class CpuSampler:
         self._stop.set()
         self._thread.join()
 
-    def per_frame(self, stamps: list[int], since_ms: float | None = None) -> dict[str, float]:
+    def per_frame(
+        self, stamps: list[int], since_ms: float | None = None, until_ms: float | None = None
+    ) -> dict[str, float]:
         """CPU ms per frame between the readings nearest the 10th and the 90th percentile
         of the outcome times (wall-clock ms, e.g. broker timestamps), over the frames
         decided between; with ``since_ms``, from the reading before that moment (e.g. the
-        first frame sent) to the one after the last outcome, over every frame."""
-        window = self._window(stamps, since_ms)
+        first frame sent) to the one after the last outcome, or after ``until_ms`` when
+        that is later (e.g. the last monitor signal), over every frame."""
+        window = self._window(stamps, since_ms, until_ms)
         if window is None:
             return {}
         first, last, frames = window
@@ -177,7 +180,7 @@ class CpuSampler:
         return out
 
     def _window(
-        self, stamps: list[int], since_ms: float | None = None
+        self, stamps: list[int], since_ms: float | None = None, until_ms: float | None = None
     ) -> tuple[Any, Any, int] | None:
         """The first and last readings of the window, and the frames decided between."""
         stamps = sorted(stamps)
@@ -185,7 +188,7 @@ class CpuSampler:
             return None
         lo, hi = stamps[len(stamps) // 10], stamps[len(stamps) * 9 // 10]
         if since_ms is not None:
-            lo, hi = since_ms, stamps[-1]
+            lo, hi = since_ms, max(stamps[-1], until_ms or stamps[-1])
         first = max((s for s in self.samples if s[0] <= lo), default=self.samples[0], key=_at)
         last = min((s for s in self.samples if s[0] >= hi), default=self.samples[-1], key=_at)
         if last[0] - first[0] < 2 * self.every_s * 1000:

@@ -177,3 +177,24 @@ def test_a_window_from_the_first_frame_sent_holds_the_work_done_ahead_of_the_out
     outcomes = [sent + 400 + (end - sent - 400) * k / 100 for k in range(101)]
     assert sampler.per_frame(outcomes).get("monitors", 0.0) == 0.0
     assert sampler.per_frame(outcomes, since_ms=sent)["monitors"] == pytest.approx(200 / 101)
+
+
+def test_a_window_can_run_past_the_last_outcome_to_count_work_that_ends_later():
+    # With monitors, a frame is done at its last signal, which can follow its prediction.
+    class Worker:
+        def __init__(self) -> None:
+            self.t0 = time.time()
+
+        def thread_cpu(self) -> dict[str, float]:
+            elapsed = time.time() - self.t0  # monitors: 0.2 s of CPU, from 0.5 s to 0.7 s
+            return {EVENT_LOOP: elapsed, "monitor-x": min(max(elapsed - 0.5, 0.0), 0.2)}
+
+    worker = Worker()
+    sampler = CpuSampler(worker, every_s=0.05).start()
+    time.sleep(0.9)
+    sampler.stop()
+    start = worker.t0 * 1000
+    outcomes = [start + 100 + 3 * k for k in range(101)]  # predictions done by 0.4 s
+    assert sampler.per_frame(outcomes, since_ms=start).get("monitors", 0.0) == 0.0
+    late = sampler.per_frame(outcomes, since_ms=start, until_ms=start + 750)
+    assert late["monitors"] == pytest.approx(200 / 101)
