@@ -158,18 +158,22 @@ def test_the_sampler_reads_extras_over_the_same_window():
     assert sampler.extra_per_frame("nothing", steady) == {}
 
 
+class MonitorBurst:
+    """A worker whose event loop uses a CPU second a second and whose monitor thread uses
+    ``cpu_s`` of CPU in one go, from ``start_s`` after the worker started."""
+
+    def __init__(self, start_s: float, cpu_s: float) -> None:
+        self.t0, self.start_s, self.cpu_s = time.time(), start_s, cpu_s
+
+    def thread_cpu(self) -> dict[str, float]:
+        elapsed = time.time() - self.t0
+        return {EVENT_LOOP: elapsed, "monitor-x": min(max(elapsed - self.start_s, 0.0), self.cpu_s)}
+
+
 def test_a_window_from_the_first_frame_sent_holds_the_work_done_ahead_of_the_outcomes():
     # On a backlog, monitors run ahead of the detector and can finish before the steady
     # window of the outcomes begins: only a window from the first frame sent counts them.
-    class Worker:
-        def __init__(self) -> None:
-            self.t0 = time.time()
-
-        def thread_cpu(self) -> dict[str, float]:
-            elapsed = time.time() - self.t0  # monitors: 0.2 s of CPU, from 0.1 s to 0.3 s
-            return {EVENT_LOOP: elapsed, "monitor-x": min(max(elapsed - 0.1, 0.0), 0.2)}
-
-    worker = Worker()
+    worker = MonitorBurst(start_s=0.1, cpu_s=0.2)
     sampler = CpuSampler(worker, every_s=0.05).start()
     time.sleep(0.8)
     sampler.stop()
@@ -181,15 +185,7 @@ def test_a_window_from_the_first_frame_sent_holds_the_work_done_ahead_of_the_out
 
 def test_a_window_can_run_past_the_last_outcome_to_count_work_that_ends_later():
     # With monitors, a frame is done at its last signal, which can follow its prediction.
-    class Worker:
-        def __init__(self) -> None:
-            self.t0 = time.time()
-
-        def thread_cpu(self) -> dict[str, float]:
-            elapsed = time.time() - self.t0  # monitors: 0.2 s of CPU, from 0.5 s to 0.7 s
-            return {EVENT_LOOP: elapsed, "monitor-x": min(max(elapsed - 0.5, 0.0), 0.2)}
-
-    worker = Worker()
+    worker = MonitorBurst(start_s=0.5, cpu_s=0.2)
     sampler = CpuSampler(worker, every_s=0.05).start()
     time.sleep(0.9)
     sampler.stop()
