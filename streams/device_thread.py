@@ -1,4 +1,4 @@
-"""One thread per device for every model run, where a monitor's check goes ahead of batches.
+"""One thread per device for every model run, with lanes: monitors, checks, then batches.
 
 Why one thread: a model is not re-entrant, and on a CPU two threads running
 models bring two intra-op thread pools that fight over the same cores (with
@@ -19,6 +19,23 @@ frames held as ``missing/adversarial.squeeze``).  Here a check waits only for
 the run in progress: :attr:`DeviceThread.checks` goes ahead of
 :attr:`DeviceThread.batches`, first come first served within each.
 
+Why a lane for monitors: on a CPU the monitors' own work (decoding, image
+statistics) is better run here, between the model's runs, than beside them.
+torch splits each layer evenly over its intra-op threads, so a thread that
+takes a core from one of them stalls them all: with the monitors in threads of
+their own, the detector's batches ran 31 % slower a frame on 2 cores; scored in
+this thread, 7 % (docs/benchmarks.md, "Gate cost", the nineteenth run).
+:attr:`DeviceThread.monitors` goes first, ahead of the checks: a monitor's batch
+is cheap and every frame's signal waits for it, while a check is a sampled model
+run (on a CPU a burst of squeezing's checks held the other monitors past the
+gate's deadline when they queued behind it).
+
+Why a batch lets others ahead: a check or a monitor's batch that waits for the
+whole detector batch in progress can wait seconds on a CPU (32 HOG frames), and
+then the gate's deadline passes (the PGD scenario held clean frames as
+``missing/...`` that way).  The detector runs a CPU batch in parts and calls
+:func:`let_ahead` between them, which runs whatever waits in a more urgent lane.
+
 Why it counts its busy time per lane: on a CPU the detector's thread is what
 bounds a worker, and the share of it that monitors' checks take is their
 throughput cost.  Estimating that share from counts (checks per frame) got it
@@ -27,7 +44,7 @@ batch, and more again when it meets the monitors' own work
 (docs/benchmarks.md, "Gate cost").  :meth:`DeviceThread.busy` gives the
 seconds each lane ran; the worker serves them at ``/device/``.
 
-Both lanes are :class:`concurrent.futures.Executor` s, for
+The lanes are :class:`concurrent.futures.Executor` s, for
 ``loop.run_in_executor``.
 """
 
@@ -42,7 +59,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
-__all__ = ["DeviceThread", "Lane"]
+__all__ = ["DeviceThread", "Lane", "let_ahead"]
 
 _STOP = float("inf")  # sorts after every real priority: what was queued still runs
 
@@ -74,9 +91,9 @@ class DeviceThread:
     >>> thread.shutdown()
     """
 
-    CHECK, BATCH = 0, 1
+    MONITOR, CHECK, BATCH = 0, 1, 2
     #: Lane names, as :meth:`busy` reports them.
-    LANES = {CHECK: "checks", BATCH: "batches"}
+    LANES = {MONITOR: "monitors", CHECK: "checks", BATCH: "batches"}
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -86,9 +103,14 @@ class DeviceThread:
         self._thread: threading.Thread | None = None
         self._stopped = False
         self.checks = Lane(self, self.CHECK)
+        self.monitors = Lane(self, self.MONITOR)
         self.batches = Lane(self, self.BATCH)
         # Written by the thread only; a reader may see one call late, never a torn value.
         self._busy_s = dict.fromkeys(self.LANES.values(), 0.0)
+        # The thread's own: the running call's priority, seconds run inside let_ahead.
+        self._running: float = _STOP
+        self._nested_s = 0.0
+        self._letting = False
 
     def submit(self, priority: int, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         """Queue ``fn(*args, **kwargs)`` at ``priority``; its result comes in the future."""
@@ -121,25 +143,70 @@ class DeviceThread:
         """Wall-clock seconds the thread has spent running each lane's calls so far."""
         return dict(self._busy_s)
 
-    def _run(self) -> None:
-        while True:
-            priority, _, item = self._queue.get()
-            if item is None:
-                return
-            future, fn, args, kwargs = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            lane = self.LANES.get(int(priority), "other")
-            start = time.perf_counter()
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:  # handed to whoever waits for it
-                self._add_busy(lane, start)
-                future.set_exception(exc)
-            else:
-                self._add_busy(lane, start)
-                future.set_result(result)
+    def let_ahead(self) -> None:
+        """Run the calls waiting in a more urgent lane than the call in progress, now.
 
-    def _add_busy(self, lane: str, start: float) -> None:
-        # Before the future is set, so that whoever waits for a call sees it counted.
-        self._busy_s[lane] = self._busy_s.get(lane, 0.0) + time.perf_counter() - start
+        For a long call to offer between its steps (the detector between the parts
+        of a batch: :func:`streams.inference.predict_batch`), so that a check or a
+        monitor's batch waits for one part, not the whole batch.  A no-op outside
+        this thread, and inside a call it let ahead (one level deep).
+        """
+        if threading.current_thread() is not self._thread or self._letting:
+            return
+        if self._running == _STOP:  # not inside a call
+            return
+        self._letting = True
+        try:
+            while True:
+                with self._queue.mutex:  # a peek; only this thread takes from the queue
+                    waiting = self._queue.queue
+                    if not waiting or waiting[0][0] >= self._running:
+                        return
+                item = self._queue.get_nowait()
+                start = time.perf_counter()
+                self._call(*item)
+                self._nested_s += time.perf_counter() - start
+        finally:
+            self._letting = False
+
+    def _run(self) -> None:
+        _local.thread = self
+        while True:
+            entry = self._queue.get()
+            if entry[2] is None:
+                return
+            self._call(*entry)
+
+    def _call(self, priority: float, _: int, item: Any) -> None:
+        future, fn, args, kwargs = item
+        if not future.set_running_or_notify_cancel():
+            return
+        lane = self.LANES.get(int(priority), "other")
+        outer, self._running = self._running, priority
+        nested_before, start = self._nested_s, time.perf_counter()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to whoever waits for it
+            self._add_busy(lane, start, self._nested_s - nested_before)
+            future.set_exception(exc)
+        else:
+            self._add_busy(lane, start, self._nested_s - nested_before)
+            future.set_result(result)
+        finally:
+            self._running = outer
+
+    def _add_busy(self, lane: str, start: float, let_ahead_s: float) -> None:
+        # Before the future is set, so that whoever waits for a call sees it counted;
+        # the calls it let ahead count in their own lanes.
+        ran = time.perf_counter() - start - let_ahead_s
+        self._busy_s[lane] = self._busy_s.get(lane, 0.0) + ran
+
+
+_local = threading.local()
+
+
+def let_ahead() -> None:
+    """:meth:`DeviceThread.let_ahead` of the device thread this runs in; elsewhere a no-op."""
+    thread = getattr(_local, "thread", None)
+    if thread is not None:
+        thread.let_ahead()

@@ -41,6 +41,8 @@ def predict_batch(
     keyring: Keyring | None = None,
     fetch_image: ImageFetcher | None = None,
     decode_device: str | None = None,
+    part: int = 0,
+    between: Callable[[], None] | None = None,
 ) -> list[Prediction | Rejected]:
     """Decode, validate and run ``detector`` on a batch of raw frame records.
 
@@ -63,6 +65,11 @@ def predict_batch(
         Decode JPEGs with torchvision onto this device (``cuda``: nvJPEG) and
         hand the detector tensors, when it takes them (``detect_tensors``);
         None decodes with OpenCV on the CPU.
+    part, between
+        Run the model on ``part`` frames at a time (0: the whole batch at once) and
+        call ``between()`` between the parts: the worker lets waiting checks and
+        monitors' batches run there (:func:`streams.device_thread.let_ahead`).  The
+        time spent in ``between`` is not counted as the frames' inference time.
 
     Returns
     -------
@@ -101,16 +108,14 @@ def predict_batch(
     if frames:
         try:
             detect = detector.detect_tensors if on_device else detector.detect_batch  # type: ignore
-            detections = detect(images)
-            if len(detections) != len(images):
-                raise RuntimeError(f"{len(detections)} results for {len(images)} images")
+            detections, between_ns = _in_parts(detect, images, part, between)
         except Exception as exc:
             for i, frame in frames:
                 outcomes[i] = Rejected(
                     "inference_error", f"{type(exc).__name__}: {exc}", frame.frame_id
                 )
             return outcomes  # type: ignore[return-value]
-        inferred = time.time_ns()
+        inferred = time.time_ns() - between_ns
         per_frame_decode = _ms(start, decoded) / len(payloads)
         per_frame_infer = _ms(decoded, inferred) / len(frames)
         for (i, frame), boxes in zip(frames, detections, strict=True):
@@ -132,6 +137,30 @@ _WHY = {
     "bad_signature": "the signature does not match the frame; it was not inferred",
     "unknown_key": "the frame names a signing key this worker does not have; it was not inferred",
 }
+
+
+def _in_parts(
+    detect: Callable[[list], list[np.ndarray]],
+    images: list,
+    part: int,
+    between: Callable[[], None] | None,
+) -> tuple[list[np.ndarray], int]:
+    """``detect`` over ``images``, ``part`` at a time (0: all at once), with ``between()``
+    called between the parts; and the nanoseconds spent in ``between``."""
+    step = part if part > 0 else max(1, len(images))
+    found: list[np.ndarray] = []
+    between_ns = 0
+    for start in range(0, len(images), step):
+        if start and between is not None:
+            pause = time.time_ns()
+            between()
+            between_ns += time.time_ns() - pause
+        chunk = images[start : start + step]
+        detections = detect(chunk)
+        if len(detections) != len(chunk):
+            raise RuntimeError(f"{len(detections)} results for {len(chunk)} images")
+        found.extend(detections)
+    return found, between_ns
 
 
 def _decode(accepted: list[tuple[int, Frame, bytes]], device: str | None) -> list:

@@ -40,7 +40,7 @@ from streams.app import (
 from streams.app import settings as app_settings
 from streams.canary import CanaryJudge
 from streams.clients import redis_client
-from streams.device_thread import DeviceThread
+from streams.device_thread import DeviceThread, let_ahead
 from streams.events import Control, InvalidEvent, Prediction, decode, delivery_of, encode
 from streams.inference import predict_batch
 from streams.inflight import InFlight
@@ -60,6 +60,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Frames of a CPU batch run at a time; between the parts, waiting checks and monitors'
+#: batches run (streams.device_thread.let_ahead). A whole batch of 32 HOG frames took
+#: seconds on 2 cores, and what waited for it missed the gate's deadline.
+CPU_BATCH_PART = 2
 
 _DEVICE_THREADS: dict[str, DeviceThread] = {}
 
@@ -174,7 +178,8 @@ async def _shadow(
 
 # With 2 (the default), one batch is in the model while the one before it is sent, so the
 # model does not wait for a busy event loop (docs/benchmarks.md, "Gate cost"); monitors'
-# checks go ahead of the queued batch (streams.device_thread), so they wait for one at most.
+# checks go ahead of the queued batch (streams.device_thread), so they wait for one at most
+# (on a CPU, for one part of one: CPU_BATCH_PART).
 _in_flight = InFlight(app_settings.worker_in_flight)
 app.before_revoke.append(_in_flight.drain)
 
@@ -203,6 +208,8 @@ async def detect_pedestrians(stream: faust.StreamT) -> None:
     await loop.run_in_executor(pool, server.current)  # fail at start, not at the first frame
     gpu = server.device if server.device.startswith("cuda") else None  # nvJPEG there
     options = {"keyring": keyring, "fetch_image": fetch_image, "decode_device": gpu}
+    if gpu is None:  # a CPU batch runs in parts, letting checks and monitors in between
+        options.update(part=CPU_BATCH_PART, between=let_ahead)
 
     async def finish(
         events: list[faust.EventT],

@@ -3,10 +3,21 @@
 Which monitors run is ``SECMLOPS_MONITORS`` (see
 :mod:`detectors.monitors.registry`).  Each agent keeps one monitor instance
 per camera (:class:`~streams.monitoring.MonitorBank`), scores every batch in
-its own one-thread executor, sends
+one thread (see below), sends
 one ``signal/1`` per observed frame to ``pds.signals`` (one ``signals/1`` record per
 camera and batch) and an ``alert/1`` to
 ``pds.alerts`` when a monitor starts alarming on a camera.
+
+Which thread scores is ``SECMLOPS_WORKER_MONITOR_THREAD``
+(:func:`scores_in_device_thread`): by default each monitor has a thread of its
+own; ``device`` scores them in the device thread instead, in a lane of their
+own that goes first between the model's runs (:mod:`streams.device_thread`).
+On 2 CPU cores that kept the model's batches almost as fast as alone, since
+torch's intra-op threads stall whenever another thread takes one of their
+cores; the price is that each batch's signals wait for a part of a detector
+batch (docs/benchmarks.md, "Gate cost", the twentieth run).  Either way one
+monitor's batches run in one thread, one at a time, so its per-camera state
+needs no lock.
 
 A monitor that runs the model (feature squeezing) keeps its own copy of the
 serving version, but its model runs (only those) go to the detector's one
@@ -15,8 +26,8 @@ detector's queued batches.  In a thread of its own, its model ran beside the
 detector's: on 2 CPU cores the two intra-op thread pools fought over the
 cores, and with every monitor on the pipeline kept 0.57 of detector-only
 throughput; sharing the thread, 0.80-0.88 (docs/benchmarks.md).  The price
-is latency: a check waits for the detector batch being run (not for the ones queued
-behind it: :mod:`streams.device_thread`).
+is latency: a check waits for the detector's run in progress (on a CPU one part of a
+batch, not the ones queued behind it: :mod:`streams.device_thread`).
 
 Thresholds come from ``secmlops calibrate`` for the served model version
 (:mod:`streams.calibration`), re-read every ``CALIBRATION_REFRESH_S``.  Each
@@ -32,7 +43,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import cache, partial
 from typing import Any
 
@@ -66,11 +77,11 @@ from streams.observations import (
     verified,
     with_prediction,
 )
-from streams.serving import ModelServer
+from streams.serving import ModelServer, resolve_device
 from streams.signing import Keyring
 from streams.topics import TOPICS
 
-__all__ = ["ENABLED", "MONITOR_AGENTS", "save_checkpoints"]
+__all__ = ["ENABLED", "MONITOR_AGENTS", "save_checkpoints", "scores_in_device_thread"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +96,8 @@ _INPUT = {
 
 #: One input record: topic, value, broker time (ns), ``partition:offset``.
 Record = tuple[str, bytes, int, str]
+#: A batch's verdicts, and the ``pds.signals`` records (key, value) that carry them.
+Scored = tuple[list[Verdict], list[tuple[bytes, bytes]]]
 
 
 class _Inputs:
@@ -153,9 +166,26 @@ def _detect_in_detector_thread(server: ModelServer) -> DetectFn:
     return detect
 
 
+def scores_in_device_thread(cls: type[Monitor], placement: str) -> bool:
+    """Whether ``cls`` scores its batches in the device thread (else in a thread of its
+    own), for ``SECMLOPS_WORKER_MONITOR_THREAD`` = ``placement`` (``own`` or ``device``).
+
+    A monitor that runs the model always has its own: its model runs are queued to the
+    device thread, and it waits for them, which it could not do from that thread.
+    """
+    return placement == "device" and not cls.needs_model
+
+
+def _scoring_thread(cls: type[Monitor]) -> Executor:
+    """The one thread that runs ``cls``'s batches, its calibration refresh and its saves."""
+    if scores_in_device_thread(cls, app_settings.worker_monitor_thread):
+        return device_thread(resolve_device(app_settings.device)).monitors
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"monitor-{cls.name}")
+
+
 CHECKPOINTS = app_settings.monitor_checkpoint_s > 0
-# Per monitor: its thread, and a save of its cameras' online state (run in that thread).
-_SAVES: list[tuple[ThreadPoolExecutor, Callable[[bool], None]]] = []
+# Per monitor: its scoring thread, and a save of its cameras' online state (run there).
+_SAVES: list[tuple[Executor, Callable[[bool], None]]] = []
 
 
 @cache
@@ -183,13 +213,11 @@ async def _save_on_rebalance(sender: faust.App, revoked: set[Any], **_: Any) -> 
 def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
     bank = MonitorBank(cls, resume=_resume(cls.name))
     alerts = AlertTracker(cls.kind)
-    own_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"monitor-{cls.name}")
+    scoring = _scoring_thread(cls)
 
-    scored_since_save = False  # read and written only in own_pool's thread
+    scored_since_save = False  # read and written only in the scoring thread
 
-    def score(
-        observations: list[Observation], detect: DetectFn | None
-    ) -> tuple[list[Verdict], list[tuple[bytes, bytes]]]:
+    def score(observations: list[Observation], detect: DetectFn | None) -> Scored:
         """The verdicts, and the ``pds.signals`` records (key, value) that carry them."""
         nonlocal scored_since_save
         verdicts = bank.verdicts(observations, detect)
@@ -206,7 +234,7 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
         if forget:
             bank.forget()
 
-    _SAVES.append((own_pool, save))
+    _SAVES.append((scoring, save))
 
     async def monitor_stream(stream: faust.StreamT) -> None:
         # Keys and clients are made when the agent starts, not at import.
@@ -223,7 +251,18 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
             server = new_model_server()
             await loop.run_in_executor(device_thread(server.device).checks, server.current)
             detect = _detect_in_detector_thread(server)
-        refreshed, version = 0.0, None
+        version: str | None = None  # of the calibrations loaded; the scoring thread's
+
+        def run(batch: list[Record], refresh: bool) -> tuple[list[Observation], Scored]:
+            """A batch's whole work, in one call to the scoring thread: in the device
+            thread every call waits for a part of a detector batch, once is enough."""
+            nonlocal version
+            if refresh:
+                version = calibrations.refresh(bank, registry.active, version)
+            observations = inputs(batch)
+            return observations, score(observations, detect) if observations else ([], [])
+
+        refreshed = 0.0
         async for events in stream.take_events(
             app_settings.worker_batch_size, within=app_settings.worker_batch_wait_s
         ):
@@ -236,15 +275,12 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
                 )
                 for e in events
             ]
-            if time.monotonic() - refreshed > CALIBRATION_REFRESH_S:
+            refresh = time.monotonic() - refreshed > CALIBRATION_REFRESH_S
+            if refresh:
                 refreshed = time.monotonic()
-                version = await loop.run_in_executor(
-                    own_pool, calibrations.refresh, bank, registry.active, version
-                )
-            observations = await loop.run_in_executor(own_pool, inputs, batch)
-            if not observations:
-                continue
-            verdicts, records = await loop.run_in_executor(own_pool, score, observations, detect)
+            observations, (verdicts, records) = await loop.run_in_executor(
+                scoring, run, batch, refresh
+            )
             for key, value in records:
                 await signals_topic.send(key=key, value=value)
             for obs, verdict in zip(observations, verdicts, strict=True):

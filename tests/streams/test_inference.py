@@ -93,6 +93,41 @@ def test_impossible_model_output_is_rejected_not_published():
     assert [o.reason for o in outcomes] == ["invalid_output", "invalid_output"]
 
 
+class CountingDetector:
+    """Finds one box per image, the image's first pixel as its score; logs each call's size."""
+
+    name = "counting"
+    version = "1"
+
+    def __init__(self):
+        self.calls = []
+
+    def detect_batch(self, images):
+        self.calls.append(len(images))
+        return [np.array([[0, 0, 8, 8, image[0, 0, 0] / 255]], np.float32) for image in images]
+
+
+def test_a_batch_run_in_parts_calls_between_between_them_and_keeps_the_order():
+    frames, raw = payloads(10)
+    detector, log = CountingDetector(), []
+    whole = predict_batch(CountingDetector(), raw, now(10))
+    outcomes = predict_batch(
+        detector, raw, now(10), part=4, between=lambda: log.append(len(detector.calls))
+    )
+    assert detector.calls == [4, 4, 2]
+    assert log == [1, 2]  # after each part but the last
+    assert [o.frame_id for o in outcomes] == [f.frame_id for f in frames]
+    assert [o.boxes for o in outcomes] == [o.boxes for o in whole]
+
+
+def test_time_spent_letting_others_run_is_not_counted_as_inference():
+    _, raw = payloads(4)
+    outcomes = predict_batch(
+        CountingDetector(), raw, now(4), part=1, between=lambda: time.sleep(0.1)
+    )
+    assert all(o.timing.infer_ms < 50 for o in outcomes)  # 0.3 s went to `between`
+
+
 def test_timing_breakdown_is_filled_in():
     _, raw = payloads(2)
     sent = time.time_ns() - 5_000_000  # reached the broker 5 ms ago
