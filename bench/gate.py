@@ -25,10 +25,9 @@ repeat.
 
 Where the time goes, over the same window: the workers' CPU by thread
 (``/threads/``), their device threads' busy time by lane, detector batches
-against monitors' checks, and their scoring where it runs there (``/device/``;
-on a CPU the device thread bounds the rate, so the monitors' share of it is
-their cost), and the CPU of the broker and Redis, which share this machine's
-cores with the workers.
+against monitors' checks (``/device/``; on a CPU the device thread bounds the
+rate, so the checks' share is squeezing's cost), and the CPU of the broker
+and Redis, which share this machine's cores with the workers.
 
 The monitors are calibrated first, as ``secmlops calibrate`` would on a
 deployment (frames 0-299 of the drive; the measured frames come after):
@@ -83,19 +82,7 @@ CONFIGS = {
     "gate": ("+ gate, no monitors", {"SECMLOPS_MONITORS": "none", "SECMLOPS_GATE": "1"}),
     "monitors": ("monitors, no gate", {"SECMLOPS_MONITORS": "all", "SECMLOPS_GATE": "0"}),
     "full": ("monitors + gate", {"SECMLOPS_MONITORS": "all", "SECMLOPS_GATE": "1"}),
-    # The monitors scoring in the device thread (SECMLOPS_WORKER_MONITOR_THREAD=device,
-    # streams.agents.monitor). Not run by default.
-    "full_device": (
-        "monitors + gate, scoring in the device thread",
-        {
-            "SECMLOPS_MONITORS": "all",
-            "SECMLOPS_GATE": "1",
-            "SECMLOPS_WORKER_MONITOR_THREAD": "device",
-        },
-    ),
 }
-#: What runs unless ``--configs`` says otherwise.
-DEFAULT_CONFIGS = ("detector", "gate", "monitors", "full")
 
 
 class Outcomes:
@@ -148,7 +135,7 @@ def throughput(
 ) -> tuple[tuple[float, float], dict[str, float], dict[str, float]]:
     """(drain, steady) frames/s of one configuration on a backlog of ``jpegs``, the
     workers' CPU ms per frame by thread, and (third) their device threads' busy ms per
-    frame by lane (``batches``, ``checks``, ``monitors``) and the CPU ms per frame of the stack's
+    frame by lane (``batches``, ``checks``) and the CPU ms per frame of the stack's
     processes (``stack_pids``: the broker, Redis), from the first frame sent to the
     last outcome.
 
@@ -247,9 +234,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--configs",
-        default=",".join(DEFAULT_CONFIGS),
+        default=",".join(CONFIGS),
         help="comma-separated configurations to run, the first is the ratios' base "
-        f"(default: {','.join(DEFAULT_CONFIGS)}; known: {','.join(CONFIGS)})",
+        f"(default: all four: {','.join(CONFIGS)})",
     )
     args = parser.parse_args()
     names = [name.strip() for name in args.configs.split(",") if name.strip()]
@@ -382,24 +369,19 @@ def print_cpu(names: list[str], cpu: dict[str, list[dict[str, float]]]) -> None:
 
 
 def print_device(names: list[str], busy: dict[str, list[dict[str, float]]]) -> None:
-    """The device threads' busy ms per frame (the detector's batches; the monitors'
-    checks, feature squeezing's second model runs; the monitors' scoring, where it runs
-    there) and the CPU ms per frame of the broker, Redis and this process (they share
-    this machine's cores), median of runs. The share is the monitors' part of the
-    device thread's time: on a CPU, where that thread bounds the rate, their cost."""
-    columns = ["batches", "checks", "monitors", "share", "broker", "Redis", "bench"]
+    """The device threads' busy ms per frame (the detector's batches, the monitors'
+    checks: feature squeezing's second model runs) and the CPU ms per frame of the
+    broker, Redis and this process (they share this machine's cores), median of runs."""
+    columns = ["batches", "checks", "share", "broker", "Redis", "bench"]
     print("\nDevice thread busy, and the stack's CPU, ms per frame (median of the runs):\n")
     print(
-        "| configuration | detector batches | monitors' checks | monitors' scoring "
-        "| monitors' share | broker CPU ",
+        "| configuration | detector batches | monitors' checks | checks' share | broker CPU ",
         end="",
     )
-    print("| Redis CPU | this bench's CPU |\n" + "|---" * 8 + "|")
+    print("| Redis CPU | this bench's CPU |\n" + "|---" * 7 + "|")
     for name in names:
-        runs = [{"monitors": 0.0, **r} for r in busy[name] if "checks" in r and "batches" in r]
-        for r in runs:
-            theirs = r["checks"] + r["monitors"]
-            r["share"] = theirs / (r["batches"] + theirs or 1.0)
+        runs = [{**r, "share": r["checks"] / (r["batches"] + r["checks"] or 1.0)}
+                for r in busy[name] if "checks" in r and "batches" in r]  # fmt: skip
         cells = [float(np.median([r.get(c, math.nan) for r in runs])) if runs else math.nan
                  for c in columns]  # fmt: skip
         row = " | ".join("–" if math.isnan(v) else f"{v:.0%}" if c == "share" else f"{v:.2f}"

@@ -1,4 +1,4 @@
-"""One thread per device for every model run, with lanes: monitors, checks, then batches.
+"""One thread per device for every model run, where a monitor's check goes ahead of batches.
 
 Why one thread: a model is not re-entrant, and on a CPU two threads running
 models bring two intra-op thread pools that fight over the same cores (with
@@ -19,22 +19,11 @@ frames held as ``missing/adversarial.squeeze``).  Here a check waits only for
 the run in progress: :attr:`DeviceThread.checks` goes ahead of
 :attr:`DeviceThread.batches`, first come first served within each.
 
-Why a lane for monitors: on a CPU the monitors' own work (decoding, image
-statistics) is better run here, between the model's runs, than beside them.
-torch splits each layer evenly over its intra-op threads, so a thread that
-takes a core from one of them stalls them all: with the monitors in threads of
-their own, the detector's batches ran 31 % slower a frame on 2 cores; scored in
-this thread, 7 % (docs/benchmarks.md, "Gate cost", the nineteenth run).
-:attr:`DeviceThread.monitors` goes first, ahead of the checks: a monitor's batch
-is cheap and every frame's signal waits for it, while a check is a sampled model
-run (on a CPU a burst of squeezing's checks held the other monitors past the
-gate's deadline when they queued behind it).
-
-Why a batch lets others ahead: a check or a monitor's batch that waits for the
-whole detector batch in progress can wait seconds on a CPU (32 HOG frames), and
-then the gate's deadline passes (the PGD scenario held clean frames as
-``missing/...`` that way).  The detector runs a CPU batch in parts and calls
-:func:`let_ahead` between them, which runs whatever waits in a more urgent lane.
+Why a batch lets checks in: a check that waits for the whole detector batch in
+progress can wait seconds on a CPU, past the gate's deadline: HOG took 3.3 s
+for 16 frames on 2 idle cores, and up to 4.5 s for 4 on cores busy with a
+replay's attacks.  The detector runs a CPU batch in parts and
+calls :func:`let_ahead` between them, which runs the checks waiting by then.
 
 Why it counts its busy time per lane: on a CPU the detector's thread is what
 bounds a worker, and the share of it that monitors' checks take is their
@@ -44,7 +33,7 @@ batch, and more again when it meets the monitors' own work
 (docs/benchmarks.md, "Gate cost").  :meth:`DeviceThread.busy` gives the
 seconds each lane ran; the worker serves them at ``/device/``.
 
-The lanes are :class:`concurrent.futures.Executor` s, for
+Both lanes are :class:`concurrent.futures.Executor` s, for
 ``loop.run_in_executor``.
 """
 
@@ -91,9 +80,9 @@ class DeviceThread:
     >>> thread.shutdown()
     """
 
-    MONITOR, CHECK, BATCH = 0, 1, 2
+    CHECK, BATCH = 0, 1
     #: Lane names, as :meth:`busy` reports them.
-    LANES = {MONITOR: "monitors", CHECK: "checks", BATCH: "batches"}
+    LANES = {CHECK: "checks", BATCH: "batches"}
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -103,7 +92,6 @@ class DeviceThread:
         self._thread: threading.Thread | None = None
         self._stopped = False
         self.checks = Lane(self, self.CHECK)
-        self.monitors = Lane(self, self.MONITOR)
         self.batches = Lane(self, self.BATCH)
         # Written by the thread only; a reader may see one call late, never a torn value.
         self._busy_s = dict.fromkeys(self.LANES.values(), 0.0)
@@ -147,8 +135,8 @@ class DeviceThread:
         """Run the calls waiting in a more urgent lane than the call in progress, now.
 
         For a long call to offer between its steps (the detector between the parts
-        of a batch: :func:`streams.inference.predict_batch`), so that a check or a
-        monitor's batch waits for one part, not the whole batch.  A no-op outside
+        of a batch: :func:`streams.inference.predict_batch`), so that a check waits
+        for one part, not the whole batch.  A no-op outside
         this thread, and inside a call it let ahead (one level deep).
         """
         if threading.current_thread() is not self._thread or self._letting:

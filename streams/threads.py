@@ -171,9 +171,8 @@ class CpuSampler:
     def device_per_frame(
         self, stamps: list[int], since_ms: float | None = None
     ) -> dict[str, float]:
-        """Device threads' busy ms per frame by lane (``batches``, ``checks``,
-        ``monitors``), summed over devices and workers, over the same window as
-        :meth:`per_frame`."""
+        """Device threads' busy ms per frame by lane (``batches``, ``checks``), summed over
+        devices and workers, over the same window as :meth:`per_frame`."""
         out: dict[str, float] = {}
         for key, ms in self.extra_per_frame("device", stamps, since_ms).items():
             lane = key.rpartition("/")[2]  # detector-cpu/checks -> checks

@@ -3,21 +3,10 @@
 Which monitors run is ``SECMLOPS_MONITORS`` (see
 :mod:`detectors.monitors.registry`).  Each agent keeps one monitor instance
 per camera (:class:`~streams.monitoring.MonitorBank`), scores every batch in
-one thread (see below), sends
+its own one-thread executor (one call per batch), sends
 one ``signal/1`` per observed frame to ``pds.signals`` (one ``signals/1`` record per
 camera and batch) and an ``alert/1`` to
 ``pds.alerts`` when a monitor starts alarming on a camera.
-
-Which thread scores is ``SECMLOPS_WORKER_MONITOR_THREAD``
-(:func:`scores_in_device_thread`): by default each monitor has a thread of its
-own; ``device`` scores them in the device thread instead, in a lane of their
-own that goes first between the model's runs (:mod:`streams.device_thread`).
-On 2 CPU cores that kept the model's batches almost as fast as alone, since
-torch's intra-op threads stall whenever another thread takes one of their
-cores; the price is that each batch's signals wait for a part of a detector
-batch (docs/benchmarks.md, "Gate cost", the twentieth run).  Either way one
-monitor's batches run in one thread, one at a time, so its per-camera state
-needs no lock.
 
 A monitor that runs the model (feature squeezing) keeps its own copy of the
 serving version, but its model runs (only those) go to the detector's one
@@ -43,7 +32,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache, partial
 from typing import Any
 
@@ -77,11 +66,11 @@ from streams.observations import (
     verified,
     with_prediction,
 )
-from streams.serving import ModelServer, resolve_device
+from streams.serving import ModelServer
 from streams.signing import Keyring
 from streams.topics import TOPICS
 
-__all__ = ["ENABLED", "MONITOR_AGENTS", "save_checkpoints", "scores_in_device_thread"]
+__all__ = ["ENABLED", "MONITOR_AGENTS", "save_checkpoints"]
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +138,8 @@ def _detect_in_detector_thread(server: ModelServer) -> DetectFn:
 
     Only the model runs there, and only for the frames a monitor checks: a
     batch of unchecked frames never waits for the detector, and a checked
-    one waits for at most the detector batch being run.  When the whole
+    one waits for at most the detector batch being run (on a CPU, one part of it:
+    :data:`streams.agents.detect.CPU_BATCH_PART` frames).  When the whole
     batch ran there (the model server's refresh, then the scoring, each
     queued behind a detector batch), feature squeezing fell behind a fast
     replay by more than the gate's deadline and 36 % of the clean frames
@@ -166,26 +156,9 @@ def _detect_in_detector_thread(server: ModelServer) -> DetectFn:
     return detect
 
 
-def scores_in_device_thread(cls: type[Monitor], placement: str) -> bool:
-    """Whether ``cls`` scores its batches in the device thread (else in a thread of its
-    own), for ``SECMLOPS_WORKER_MONITOR_THREAD`` = ``placement`` (``own`` or ``device``).
-
-    A monitor that runs the model always has its own: its model runs are queued to the
-    device thread, and it waits for them, which it could not do from that thread.
-    """
-    return placement == "device" and not cls.needs_model
-
-
-def _scoring_thread(cls: type[Monitor]) -> Executor:
-    """The one thread that runs ``cls``'s batches, its calibration refresh and its saves."""
-    if scores_in_device_thread(cls, app_settings.worker_monitor_thread):
-        return device_thread(resolve_device(app_settings.device)).monitors
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"monitor-{cls.name}")
-
-
 CHECKPOINTS = app_settings.monitor_checkpoint_s > 0
-# Per monitor: its scoring thread, and a save of its cameras' online state (run there).
-_SAVES: list[tuple[Executor, Callable[[bool], None]]] = []
+# Per monitor: its thread, and a save of its cameras' online state (run in that thread).
+_SAVES: list[tuple[ThreadPoolExecutor, Callable[[bool], None]]] = []
 
 
 @cache
@@ -213,7 +186,7 @@ async def _save_on_rebalance(sender: faust.App, revoked: set[Any], **_: Any) -> 
 def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
     bank = MonitorBank(cls, resume=_resume(cls.name))
     alerts = AlertTracker(cls.kind)
-    scoring = _scoring_thread(cls)
+    scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"monitor-{cls.name}")
 
     scored_since_save = False  # read and written only in the scoring thread
 
@@ -254,8 +227,8 @@ def _make_agent(cls: type[Monitor]) -> faust.types.AgentT:
         version: str | None = None  # of the calibrations loaded; the scoring thread's
 
         def run(batch: list[Record], refresh: bool) -> tuple[list[Observation], Scored]:
-            """A batch's whole work, in one call to the scoring thread: in the device
-            thread every call waits for a part of a detector batch, once is enough."""
+            """A batch's whole work, in one call to the monitor's thread (each call is a
+            round trip through the event loop)."""
             nonlocal version
             if refresh:
                 version = calibrations.refresh(bank, registry.active, version)

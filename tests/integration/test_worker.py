@@ -80,6 +80,5 @@ def test_the_worker_says_how_long_its_device_thread_ran_each_lane(worker):
     busy = worker.device_busy()  # its /device/ page on the web port
     (thread,) = {key.partition("/")[0] for key in busy}  # one device: detector-cpu, -cuda
     assert thread.startswith("detector-"), busy
-    assert set(busy) == {f"{thread}/{lane}" for lane in ("batches", "checks", "monitors")}
+    assert set(busy) == {f"{thread}/batches", f"{thread}/checks"}
     assert busy[f"{thread}/batches"] > 0, "the warm-up frame's batch ran there"
-    assert busy[f"{thread}/monitors"] == 0, "monitors score in threads of their own by default"

@@ -38,26 +38,9 @@ def test_a_check_runs_before_batches_queued_ahead_of_it_but_after_the_run_in_pro
     thread.shutdown()
 
 
-def test_a_monitors_batch_runs_before_queued_checks_and_batches():
-    # A monitor's batch is cheap and every frame's signal waits for it; a check is a
-    # sampled model run. Both wait only for the run in progress.
-    thread = DeviceThread("detector-test")
-    release, order = _blocked(thread)
-    later = [
-        thread.batches.submit(order.append, "queued batch"),
-        thread.monitors.submit(order.append, "monitor"),
-        thread.checks.submit(order.append, "check"),
-    ]
-    release.set()
-    for future in later:
-        future.result(5)
-    assert order == ["running batch", "monitor", "check", "queued batch"]
-    thread.shutdown()
-
-
-def test_a_long_call_lets_waiting_checks_and_monitors_run_between_its_steps():
-    # A CPU detector batch calls let_ahead between its parts: what waits in a more
-    # urgent lane runs there, what waits behind it (the next batch) does not.
+def test_a_long_call_lets_waiting_checks_run_between_its_steps():
+    # A CPU detector batch calls let_ahead between its parts: the checks waiting by then
+    # run there, the next batch (behind it) does not.
     thread = DeviceThread("detector-test")
     order, started, queued = [], threading.Event(), threading.Event()
 
@@ -72,13 +55,13 @@ def test_a_long_call_lets_waiting_checks_and_monitors_run_between_its_steps():
     assert started.wait(5)
     later = [
         thread.batches.submit(order.append, "next batch"),
-        thread.monitors.submit(order.append, "monitor"),
-        thread.checks.submit(order.append, "check"),
+        thread.checks.submit(order.append, "check 1"),
+        thread.checks.submit(order.append, "check 2"),
     ]
     queued.set()
     for future in [running, *later]:
         future.result(5)
-    assert order == ["part 1", "monitor", "check", "part 2", "next batch"]
+    assert order == ["part 1", "check 1", "check 2", "part 2", "next batch"]
     thread.shutdown()
 
 
@@ -131,7 +114,7 @@ def test_every_call_runs_in_one_thread_named_for_the_per_thread_cpu_table():
     thread = DeviceThread("detector-cpu")
     names = {
         lane.submit(lambda: threading.current_thread().name).result(5)
-        for lane in (thread.batches, thread.checks, thread.monitors, thread.batches)
+        for lane in (thread.batches, thread.checks, thread.batches)
     }
     assert names == {"detector-cpu_0"}  # streams.threads groups it as "detector-cpu"
     thread.shutdown()
@@ -164,13 +147,11 @@ def test_the_lanes_serve_asyncio_run_in_executor():
 
 def test_it_counts_the_seconds_each_lane_ran_failed_calls_included():
     thread = DeviceThread("detector-test")
-    assert thread.busy() == {"checks": 0.0, "monitors": 0.0, "batches": 0.0}
+    assert thread.busy() == {"checks": 0.0, "batches": 0.0}
     thread.checks.submit(time.sleep, 0.05).result(5)
-    thread.monitors.submit(time.sleep, 0.03).result(5)
     with pytest.raises(ZeroDivisionError):
         thread.batches.submit(lambda: (time.sleep(0.02), 1 / 0)).result(5)
     busy = thread.busy()  # counted before the future was set
     assert 0.05 <= busy["checks"] < 1.0
-    assert 0.03 <= busy["monitors"] < 1.0
     assert 0.02 <= busy["batches"] < 1.0
     thread.shutdown()

@@ -109,15 +109,6 @@ def test_a_negative_opencv_thread_count_is_refused_by_name():
         Settings.from_env({"SECMLOPS_WORKER_OPENCV_THREADS": "-1"})
 
 
-def test_each_monitor_scores_in_a_thread_of_its_own_unless_told_otherwise():
-    # device: between the model's runs, in the device thread (streams.agents.monitor).
-    assert Settings.from_env({}).worker_monitor_thread == "own"
-    env = {"SECMLOPS_WORKER_MONITOR_THREAD": "device"}
-    assert Settings.from_env(env).worker_monitor_thread == "device"
-    with pytest.raises(SettingsError, match="SECMLOPS_WORKER_MONITOR_THREAD='main'"):
-        Settings.from_env({"SECMLOPS_WORKER_MONITOR_THREAD": "main"})
-
-
 def test_a_workers_producer_lingers_10_ms_to_batch_its_records_unless_told_otherwise():
     # Each monitor adds records; batched, the broker and the event loop handle fewer requests.
     assert Settings.from_env({}).worker_producer_linger_s == 0.01
