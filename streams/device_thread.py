@@ -22,8 +22,8 @@ the run in progress: :attr:`DeviceThread.checks` goes ahead of
 Why a batch lets checks in: a check that waits for the whole detector batch in
 progress can wait seconds on a CPU, past the gate's deadline: HOG took 3.3 s
 for 16 frames on 2 idle cores, and up to 4.5 s for 4 on cores busy with a
-replay's attacks.  The detector runs a CPU batch in parts and
-calls :func:`let_ahead` between them, which runs the checks waiting by then.
+replay's attacks.  The detector runs a CPU batch in parts and calls
+:func:`let_ahead` between them, which runs the checks waiting by then.
 
 Why it counts its busy time per lane: on a CPU the detector's thread is what
 bounds a worker, and the share of it that monitors' checks take is their
@@ -136,8 +136,8 @@ class DeviceThread:
 
         For a long call to offer between its steps (the detector between the parts
         of a batch: :func:`streams.inference.predict_batch`), so that a check waits
-        for one part, not the whole batch.  A no-op outside
-        this thread, and inside a call it let ahead (one level deep).
+        for one part, not the whole batch.  A no-op outside this thread, and inside
+        a call it let ahead (one level deep).
         """
         if threading.current_thread() is not self._thread or self._letting:
             return

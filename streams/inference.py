@@ -67,9 +67,9 @@ def predict_batch(
         None decodes with OpenCV on the CPU.
     part, between
         Run the model on ``part`` frames at a time (0: the whole batch at once) and
-        call ``between()`` between the parts: the worker lets waiting checks and
-        monitors' batches run there (:func:`streams.device_thread.let_ahead`).  The
-        time spent in ``between`` is not counted as the frames' inference time.
+        call ``between()`` between the parts: the worker lets the waiting monitors'
+        checks run there (:func:`streams.device_thread.let_ahead`).  The time spent
+        in ``between`` is not counted as the frames' inference time.
 
     Returns
     -------
