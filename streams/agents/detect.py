@@ -60,9 +60,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Frames of a CPU batch run at a time; between the parts, waiting checks and monitors'
-#: batches run (streams.device_thread.let_ahead). A whole batch of 32 HOG frames took
-#: seconds on 2 cores, and what waited for it missed the gate's deadline.
+#: Frames of a CPU batch run at a time; between the parts, monitors' checks waiting by
+#: then run (streams.device_thread.let_ahead). Behind a whole batch of 32 HOG frames, a
+#: check could wait past the gate's deadline on 2 cores. SSDLite's own CPU batch is 2.
 CPU_BATCH_PART = 2
 
 _DEVICE_THREADS: dict[str, DeviceThread] = {}
@@ -208,7 +208,7 @@ async def detect_pedestrians(stream: faust.StreamT) -> None:
     await loop.run_in_executor(pool, server.current)  # fail at start, not at the first frame
     gpu = server.device if server.device.startswith("cuda") else None  # nvJPEG there
     options = {"keyring": keyring, "fetch_image": fetch_image, "decode_device": gpu}
-    if gpu is None:  # a CPU batch runs in parts, letting checks and monitors in between
+    if gpu is None:  # a CPU batch runs in parts, letting monitors' checks in between
         options.update(part=CPU_BATCH_PART, between=let_ahead)
 
     async def finish(
