@@ -215,6 +215,9 @@ class Signal(Event, tag="signal/1"):
     ts_ns: TimestampNs
     model_version: Version | None = None
     reason: Text = ""
+    #: The frame record scored, as ``Prediction.delivery`` ("" when not read from Kafka):
+    #: the gate lets a signal wait for its prediction until the detector is past that record.
+    delivery: ShortText = ""
 
 
 #: Signals in one ``signals/1`` record (its producer also keeps it well under MAX_EVENT_BYTES:

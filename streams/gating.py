@@ -17,11 +17,11 @@ always quarantines: a broken check must not pass frames.
 Signals missing when the deadline passes follow the fail mode: fail-closed
 (the default) quarantines with reason ``missing/<monitor>``; fail-open
 trusts the prediction and reports the missing monitors.  Signals may arrive
-before their prediction (frame monitors are quick), so they wait too, for
-``signal_ttl_s``; a frame scored but never predicted was dead-lettered by the
-detector, and its signals simply expire.  A frame id delivered twice (a
-replayed frame) is two deliveries: each prediction takes the oldest
-matching signals.
+before their prediction (frame monitors are quick), so they wait too, for as
+long as the detector takes (:mod:`streams.early_signals`); the signals of a
+frame the detector dead-lettered go once it has predicted a later record.  A
+frame id delivered twice (a replayed frame) is two deliveries: each
+prediction takes the oldest matching signals.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from streams.early_signals import SIGNAL_TTL_S, EarlySignals
 from streams.events import Prediction, Signal
 
 __all__ = ["Gate", "GateDecision", "GatePolicy", "GateStats"]
@@ -99,7 +100,7 @@ class GateStats:
     trusted: int = 0
     quarantined: int = 0
     missing: dict[str, int] = field(default_factory=dict)
-    expired_signals: int = 0
+    expired_signals: int = 0  # early signals never claimed: frame dead-lettered, or too old
     late_signals: int = 0
     ignored_signals: int = 0
     duplicates: int = 0
@@ -126,7 +127,8 @@ class Gate:
     (``Prediction.delivery``) that waits here or was decided lately is dropped
     (``stats.duplicates``).  A replay is a new record of the same frame id, and is
     decided on its own.  Memory is bounded: at most ``capacity`` predictions and ``capacity``
-    early signals wait; beyond that the oldest is decided (or dropped) early.
+    early signals wait; beyond that the oldest is decided (or dropped) early.  An early
+    signal waits at most ``signal_ttl_s``.
     """
 
     def __init__(
@@ -134,20 +136,17 @@ class Gate:
         policy: GatePolicy,
         *,
         released: Callable[[str], bool] | None = None,
-        signal_ttl_s: float | None = None,
+        signal_ttl_s: float = SIGNAL_TTL_S,
         capacity: int = 100_000,
     ) -> None:
         self.policy = policy
         self.released = released or (lambda _frame_id: False)
-        self.signal_ttl_s = signal_ttl_s if signal_ttl_s is not None else 10 * policy.deadline_s
+        self.signal_ttl_s = signal_ttl_s
         self.capacity = capacity
         self.stats = GateStats()
         self._pending: OrderedDict[str, deque[_Pending]] = OrderedDict()
         self._pending_count = 0
-        # Signals that came before their prediction: frame id -> monitor -> queue of
-        # (arrival, signal); and arrival order for expiry.
-        self._early: dict[str, dict[str, deque[tuple[float, Signal]]]] = {}
-        self._early_order: deque[tuple[float, str, str]] = deque()
+        self._early = EarlySignals(signal_ttl_s, capacity)  # signals before their prediction
         # Frame ids decided without some signals, and which: those signals are late, not early.
         self._decided: OrderedDict[str, set[str]] = OrderedDict()
         # Deliveries (frame id, frame record) decided lately: the same record read again.
@@ -173,7 +172,11 @@ class Gate:
         queue = self._pending.pop(frame_id, None)
         if queue:
             self._pending_count -= len(queue)
-        self._early.pop(frame_id, None)  # its _early_order entries go stale and are skipped
+        self._early.forget(frame_id)
+
+    def rewind(self) -> None:
+        """Every partition will be read again from its committed offset (a rebalance)."""
+        self._early.rewind()
 
     def add_prediction(self, prediction: Prediction, now: float) -> list[GateDecision]:
         if self._seen(prediction):
@@ -181,9 +184,11 @@ class Gate:
             return []
         pending = _Pending(prediction, now)
         for monitor in self.policy.required:
-            signal = self._take_early(prediction.frame_id, monitor)
+            signal = self._early.take(prediction.frame_id, monitor)
             if signal is not None:
                 pending.signals[monitor] = signal
+        self._early.passed(prediction.delivery)  # the frames before it are done
+        self.stats.expired_signals = self._early.dropped
         if len(pending.signals) == len(self.policy.required):
             return [self._decide(pending, now)]
         self._pending.setdefault(prediction.frame_id, deque()).append(pending)
@@ -220,11 +225,8 @@ class Gate:
             missed.discard(signal.monitor)  # its prediction was decided at the deadline
             self.stats.late_signals += 1
             return []
-        queues = self._early.setdefault(signal.frame_id, {})
-        queues.setdefault(signal.monitor, deque()).append((now, signal))
-        self._early_order.append((now, signal.frame_id, signal.monitor))
-        while len(self._early_order) > self.capacity:
-            self._drop_early_head()
+        self._early.add(signal, now)
+        self.stats.expired_signals = self._early.dropped
         return []
 
     def expire(self, now: float) -> list[GateDecision]:
@@ -235,8 +237,8 @@ class Gate:
             if now - oldest.arrived < self.policy.deadline_s:
                 break
             out.append(self._decide(self._pop_oldest(), now))
-        while self._early_order and now - self._early_order[0][0] >= self.signal_ttl_s:
-            self._drop_early_head()
+        self._early.expire(now)
+        self.stats.expired_signals = self._early.dropped
         return out
 
     def drain(self, now: float) -> list[GateDecision]:
@@ -289,28 +291,6 @@ class Gate:
             waived,
             max(0.0, now - pending.arrived),
         )
-
-    def _take_early(self, frame_id: str, monitor: str) -> Signal | None:
-        queues = self._early.get(frame_id)
-        if not queues or not queues.get(monitor):
-            return None
-        _, signal = queues[monitor].popleft()
-        if not queues[monitor]:
-            del queues[monitor]
-        if not queues:
-            del self._early[frame_id]
-        return signal  # its entry in _early_order goes stale and is skipped later
-
-    def _drop_early_head(self) -> None:
-        arrived, frame_id, monitor = self._early_order.popleft()
-        queue = self._early.get(frame_id, {}).get(monitor)
-        if queue and queue[0][0] == arrived:
-            queue.popleft()
-            self.stats.expired_signals += 1
-            if not queue:
-                del self._early[frame_id][monitor]
-                if not self._early[frame_id]:
-                    del self._early[frame_id]
 
     def _pop_oldest(self) -> _Pending:
         frame_id, queue = next(iter(self._pending.items()))

@@ -169,6 +169,7 @@ def to_signal(observation: Observation, verdict: Verdict) -> Signal:
         ts_ns=time.time_ns(),
         model_version=version,
         reason=verdict.reason[:2000],
+        delivery=observation.delivery,
     )
 
 

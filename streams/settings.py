@@ -154,6 +154,7 @@ class Settings:
     gate: bool = True
     gate_require: tuple[str, ...] | None = None
     gate_deadline_s: float = 5.0
+    gate_signal_ttl_s: float = 600.0
     gate_fail_open: bool = False
     gate_quarantine_on: tuple[str, ...] = ("integrity", "adversarial")
     quarantine_retention_s: int = 7 * 86400
@@ -229,6 +230,7 @@ class Settings:
             gate=_choice(env, "GATE", "1", ("0", "1")) == "1",
             gate_require=_names(env, "GATE_REQUIRE", "") or None,
             gate_deadline_s=_float(env, "GATE_DEADLINE", 5.0, 0.05, 3600.0),
+            gate_signal_ttl_s=_float(env, "GATE_SIGNAL_TTL", 600.0, 1.0, 86400.0),
             gate_fail_open=_choice(env, "GATE_ON_MISSING", "closed", ("closed", "open")) == "open",
             gate_quarantine_on=_names(env, "GATE_QUARANTINE_ON", "integrity,adversarial"),
             quarantine_retention_s=_int(env, "QUARANTINE_RETENTION", 7 * 86400, 60, 365 * 86400),

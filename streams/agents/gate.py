@@ -104,7 +104,9 @@ class GateRunner:
             fail_open=settings.gate_fail_open,
         )
         self.store = store
-        self.gate = Gate(self.policy, released=store.is_released)
+        self.gate = Gate(
+            self.policy, released=store.is_released, signal_ttl_s=settings.gate_signal_ttl_s
+        )
         self.frames: OrderedDict[str, bytes] = OrderedDict()
         self.silent: dict[str, int] = {}  # monitor -> decisions with its signal since silence
         self.invalid = 0
@@ -150,6 +152,7 @@ class GateRunner:
         count = len(self.held)
         for frame_id in self.held.drop(lambda _token: True):
             self.gate.forget(frame_id)
+        self.gate.rewind()
         return count
 
     def pending(self) -> int:

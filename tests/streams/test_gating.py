@@ -31,7 +31,9 @@ def prediction(n: int, version: str = "1", delivery: str = "") -> Prediction:
     )
 
 
-def signal(n: int, monitor: str, alarm: bool = False, reason: str = "") -> Signal:
+def signal(
+    n: int, monitor: str, alarm: bool = False, reason: str = "", delivery: str = ""
+) -> Signal:
     return Signal(
         frame_id=f"{n:032x}",
         camera_id="cam",
@@ -42,11 +44,12 @@ def signal(n: int, monitor: str, alarm: bool = False, reason: str = "") -> Signa
         alarm=alarm,
         ts_ns=n,
         reason=reason,
+        delivery=delivery,
     )
 
 
-def passing(n: int) -> list[Signal]:
-    return [signal(n, m) for m in KINDS]
+def passing(n: int, delivery: str = "") -> list[Signal]:
+    return [signal(n, m, delivery=delivery) for m in KINDS]
 
 
 @pytest.fixture
@@ -172,6 +175,46 @@ def test_signals_of_frames_never_predicted_expire(gate):
     # a prediction for that frame id much later waits for fresh signals
     gate.add_prediction(prediction(9), now=100.0)
     assert len(gate) == 1
+
+
+def test_signals_wait_for_their_prediction_however_far_behind_the_detector_is():
+    """A fast replay (or a replayer computing PGD on the same cores) can put the detector
+    a minute behind the frame monitors: their signals still vouch for each frame."""
+    gate = Gate(GatePolicy(KINDS, deadline_s=5.0))
+    for n in range(10):
+        for s in passing(n, delivery=f"0:{n}"):
+            gate.add_signal(s, now=0.0)
+    decisions = []
+    for n in range(10):
+        now = 60.0 + 10 * n
+        decisions += gate.expire(now)
+        decisions += gate.add_prediction(prediction(n, delivery=f"0:{n}"), now)
+    assert [d.outcome for d in decisions] == ["trusted"] * 10
+    assert gate.stats.expired_signals == 0
+
+
+def test_signals_of_a_frame_never_predicted_go_once_a_later_frame_is(gate):
+    """The detector predicts a partition in order, so a prediction of record 0:5 means the
+    frame of record 0:4 was dead-lettered (a forged frame): its signals wait no more."""
+    for s in passing(4, delivery="0:4") + passing(5, delivery="0:5"):
+        gate.add_signal(s, now=0.0)
+    gate.add_signal(signal(6, "integrity", delivery="1:2"), now=0.0)  # another partition
+    [decision] = gate.add_prediction(prediction(5, delivery="0:5"), now=0.1)
+    assert decision.outcome == "trusted"
+    assert not gate.waiting(f"{4:032x}") and gate.stats.expired_signals == len(KINDS)
+    assert gate.waiting_for_prediction(f"{6:032x}"), "partition 1 is not passed"
+    gate.add_signal(signal(4, "integrity", delivery="0:4"), now=0.2)  # a straggler
+    assert not gate.waiting(f"{4:032x}") and gate.stats.expired_signals == len(KINDS) + 1
+
+
+def test_after_a_rewind_records_read_again_wait_for_their_prediction_again(gate):
+    gate.add_prediction(prediction(9, delivery="0:9"), now=0.0)
+    gate.forget(f"{9:032x}")
+    gate.rewind()  # a rebalance: the partition is read again from its committed offset
+    for s in passing(3, delivery="0:3"):
+        gate.add_signal(s, now=1.0)
+    [decision] = gate.add_prediction(prediction(3, delivery="0:3"), now=1.1)
+    assert decision.outcome == "trusted"
 
 
 def test_signals_of_monitors_the_gate_does_not_require_are_ignored(gate):

@@ -120,11 +120,12 @@ def test_a_monitor_that_raises_fails_closed_with_the_reason():
 
 
 def test_a_verdict_becomes_a_valid_signal_event():
-    pred = Prediction("0" * 32, "a", 0, 0, "m", "7", [Box(1, 2, 3, 4, 0.5)], Timing(), 0)
+    pred = Prediction("0" * 32, "a", 0, 0, "m", "7", [Box(1, 2, 3, 4, 0.5)], Timing(), 0, "2:41")
     o = Observation.of_prediction(pred)
     signal = to_signal(o, Verdict("test.counting", math.inf, 2.0, True, "x" * 5000))
     back = decode(encode(signal))
     assert (back.frame_id, back.model_version, back.alarm) == ("0" * 32, "7", True)
+    assert back.delivery == "2:41", "names the frame record, for the gate"
     assert back.score == 1e9
     assert len(back.reason) == 2000
 
