@@ -5,21 +5,11 @@ from __future__ import annotations
 import pytest
 
 from streams.early_signals import EarlySignals, record_of
-from streams.events import Signal
+from tests.streams.test_gating import signal as a_signal
 
 
-def signal(frame: int, monitor: str = "integrity", delivery: str = "") -> Signal:
-    return Signal(
-        frame_id=f"{frame:032x}",
-        camera_id="cam",
-        seq=frame,
-        monitor=monitor,
-        score=0.0,
-        threshold=1.0,
-        alarm=False,
-        ts_ns=0,
-        delivery=delivery,
-    )
+def signal(frame: int, delivery: str = ""):
+    return a_signal(frame, "integrity", delivery=delivery)
 
 
 @pytest.mark.parametrize(
