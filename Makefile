@@ -66,6 +66,7 @@ bench: $(STAMP) system-deps  ## Benchmarks (minutes); the tables go into docs/be
 	$(BIN)/python bench/replay.py --frames 600 --repeats 5
 	$(BIN)/python bench/cpu_runtime.py --repeats 3
 	$(BIN)/python bench/detector.py --frames 400 --repeats 3 --preload
+	$(BIN)/python bench/check_wait.py
 	$(BIN)/python bench/monitor_cost.py --frames 320 --repeats 3
 	$(BIN)/python bench/monitor_quality.py
 	$(BIN)/python bench/gate.py
