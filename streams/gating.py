@@ -143,7 +143,7 @@ class Gate:
         self.released = released or (lambda _frame_id: False)
         self.signal_ttl_s = signal_ttl_s
         self.capacity = capacity
-        self.stats = GateStats()
+        self._stats = GateStats()
         self._pending: OrderedDict[str, deque[_Pending]] = OrderedDict()
         self._pending_count = 0
         self._early = EarlySignals(signal_ttl_s, capacity)  # signals before their prediction
@@ -154,6 +154,12 @@ class Gate:
 
     def __len__(self) -> int:
         return self._pending_count
+
+    @property
+    def stats(self) -> GateStats:
+        """The counters so far (the early signals' store counts what it dropped)."""
+        self._stats.expired_signals = self._early.dropped
+        return self._stats
 
     def waiting(self, frame_id: str) -> bool:
         """Does anything of this frame id wait here: a prediction, or signals before it?"""
@@ -180,7 +186,7 @@ class Gate:
 
     def add_prediction(self, prediction: Prediction, now: float) -> list[GateDecision]:
         if self._seen(prediction):
-            self.stats.duplicates += 1  # read again, or predicted again: decided once
+            self._stats.duplicates += 1  # read again, or predicted again: decided once
             return []
         pending = _Pending(prediction, now)
         for monitor in self.policy.required:
@@ -188,7 +194,6 @@ class Gate:
             if signal is not None:
                 pending.signals[monitor] = signal
         self._early.passed(prediction.delivery)  # the frames before it are done
-        self.stats.expired_signals = self._early.dropped
         if len(pending.signals) == len(self.policy.required):
             return [self._decide(pending, now)]
         self._pending.setdefault(prediction.frame_id, deque()).append(pending)
@@ -211,7 +216,7 @@ class Gate:
 
     def add_signal(self, signal: Signal, now: float) -> list[GateDecision]:
         if signal.monitor not in self.policy.kinds:
-            self.stats.ignored_signals += 1
+            self._stats.ignored_signals += 1
             return []
         for pending in self._pending.get(signal.frame_id, ()):
             if signal.monitor not in pending.signals:
@@ -223,10 +228,9 @@ class Gate:
         missed = self._decided.get(signal.frame_id)
         if missed and signal.monitor in missed:
             missed.discard(signal.monitor)  # its prediction was decided at the deadline
-            self.stats.late_signals += 1
+            self._stats.late_signals += 1
             return []
         self._early.add(signal, now)
-        self.stats.expired_signals = self._early.dropped
         return []
 
     def expire(self, now: float) -> list[GateDecision]:
@@ -238,7 +242,6 @@ class Gate:
                 break
             out.append(self._decide(self._pop_oldest(), now))
         self._early.expire(now)
-        self.stats.expired_signals = self._early.dropped
         return out
 
     def drain(self, now: float) -> list[GateDecision]:
@@ -266,14 +269,14 @@ class Gate:
             alarms = [s for s in alarms if s.monitor not in waived]
         reasons = [s.monitor for s in alarms]
         for monitor in missing:
-            self.stats.missing[monitor] = self.stats.missing.get(monitor, 0) + 1
+            self._stats.missing[monitor] = self._stats.missing.get(monitor, 0) + 1
             if not self.policy.fail_open:
                 reasons.append(MISSING + monitor)
         outcome: Literal["trusted", "quarantined"] = "quarantined" if reasons else "trusted"
         if outcome == "trusted":
-            self.stats.trusted += 1
+            self._stats.trusted += 1
         else:
-            self.stats.quarantined += 1
+            self._stats.quarantined += 1
         if missing:
             self._decided[prediction.frame_id] = set(missing)
         if prediction.delivery:
