@@ -10,6 +10,9 @@ each calling thread a team of its own, and GNU OpenMP cuts its spin-waits to
 almost nothing once a process has more of its threads than cores.  SSDLite on
 2 cores, in one non-main thread: 93 frames/s (79-104); the same in a thread
 after the main thread had also run the model: 61 (57-62) (bench/cpu_runtime.py).
+The one exception is its own: on a CPU it may hand a batch's parts to lanes
+that run beside it, each with a one-thread torch and so no team at all
+(:mod:`streams.cpu_lanes`); it still runs one batch, or one check, at a time.
 
 Why priorities: the detector keeps up to ``SECMLOPS_WORKER_IN_FLIGHT`` batches
 queued for this thread, so that the model never waits for the event loop.

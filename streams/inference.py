@@ -15,6 +15,7 @@ import numpy as np
 from detectors.imaging import ImageError, decode_image, decode_jpegs
 from detectors.models.base import Detector
 from streams.claimcheck import ClaimCheckError
+from streams.cpu_lanes import CpuLanes
 from streams.events import Box, Frame, InvalidEvent, Prediction, Timing, decode
 from streams.outcomes import Rejected
 from streams.signing import Keyring
@@ -43,6 +44,7 @@ def predict_batch(
     decode_device: str | None = None,
     part: int = 0,
     between: Callable[[], None] | None = None,
+    lanes: CpuLanes | None = None,
 ) -> list[Prediction | Rejected]:
     """Decode, validate and run ``detector`` on a batch of raw frame records.
 
@@ -70,6 +72,9 @@ def predict_batch(
         call ``between()`` between the parts: the worker lets the waiting monitors'
         checks run there (:func:`streams.device_thread.let_ahead`).  The time spent
         in ``between`` is not counted as the frames' inference time.
+    lanes
+        Run the parts side by side on these lanes (:mod:`streams.cpu_lanes`); None runs
+        them one after the other in the calling thread.
 
     Returns
     -------
@@ -108,7 +113,7 @@ def predict_batch(
     if frames:
         try:
             detect = detector.detect_tensors if on_device else detector.detect_batch  # type: ignore
-            detections, between_ns = _in_parts(detect, images, part, between)
+            detections, between_ns = (lanes or _ONE_LANE).run(detect, images, part, between)
         except Exception as exc:
             for i, frame in frames:
                 outcomes[i] = Rejected(
@@ -132,35 +137,13 @@ def predict_batch(
     return outcomes  # type: ignore[return-value]
 
 
+_ONE_LANE = CpuLanes(1)
+
 _WHY = {
     "unsigned": "the frame carries no signature; it was not inferred",
     "bad_signature": "the signature does not match the frame; it was not inferred",
     "unknown_key": "the frame names a signing key this worker does not have; it was not inferred",
 }
-
-
-def _in_parts(
-    detect: Callable[[list], list[np.ndarray]],
-    images: list,
-    part: int,
-    between: Callable[[], None] | None,
-) -> tuple[list[np.ndarray], int]:
-    """``detect`` over ``images``, ``part`` at a time (0: all at once), with ``between()``
-    called between the parts; and the nanoseconds spent in ``between``."""
-    step = part if part > 0 else max(1, len(images))
-    found: list[np.ndarray] = []
-    between_ns = 0
-    for start in range(0, len(images), step):
-        if start and between is not None:
-            pause = time.time_ns()
-            between()
-            between_ns += time.time_ns() - pause
-        chunk = images[start : start + step]
-        detections = detect(chunk)
-        if len(detections) != len(chunk):
-            raise RuntimeError(f"{len(detections)} results for {len(chunk)} images")
-        found.extend(detections)
-    return found, between_ns
 
 
 def _decode(accepted: list[tuple[int, Frame, bytes]], device: str | None) -> list:

@@ -130,6 +130,7 @@ class Settings:
     worker_batch_wait_s: float = 0.05  # each agent's wait for a batch to fill (README)
     worker_in_flight: int = 2  # detector batches in flight (streams.inflight)
     worker_opencv_threads: int = 1  # OpenCV's threads in a worker; 0: its default (streams.worker)
+    worker_cpu_lanes: int = 0  # CPU batch parts side by side; 0: one per core (streams.cpu_lanes)
     worker_processes: int = 1  # `secmlops worker` processes on this host (streams.worker_pool)
     worker_fetch_bytes: int = 8 * 1024**2  # most bytes fetched per partition at once
     worker_producer_linger_s: float = 0.01  # a worker's producer waits this long to batch (README)
@@ -202,6 +203,7 @@ class Settings:
             worker_batch_wait_s=_float(env, "WORKER_BATCH_WAIT", 0.05, 0.001, 60.0),
             worker_in_flight=_int(env, "WORKER_IN_FLIGHT", 2, 1, 8),
             worker_opencv_threads=_int(env, "WORKER_OPENCV_THREADS", 1, 0, 1024),
+            worker_cpu_lanes=_int(env, "WORKER_CPU_LANES", 0, 0, 1024),
             worker_processes=_int(env, "WORKER_PROCESSES", 1, 1, 64),
             worker_fetch_bytes=_int(env, "WORKER_FETCH_BYTES", 8 * 1024**2, 2**20, 2**30),
             worker_producer_linger_s=_float(env, "WORKER_PRODUCER_LINGER", 0.01, 0.0, 1.0),

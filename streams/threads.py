@@ -1,9 +1,9 @@
 """Where a worker's CPU goes, thread by thread: the event loop, the detector, each monitor.
 
 Why: a worker is one process with many threads (faust's event loop, the
-detector's one thread per device and the model's own intra-op threads, one
-thread per monitor, the gate's), and what limits it is rarely the process as
-a whole.  On 2 cores the monitors cost throughput by taking cores from the
+detector's one thread per device with its CPU lanes, or the model's own
+intra-op threads, one thread per monitor, the gate's), and what limits it is
+rarely the process as a whole.  On 2 cores the monitors cost throughput by taking cores from the
 model's threads, not by their own work (docs/benchmarks.md, "Gate cost"); on a
 GPU the question is whether the event loop, which moves every record, keeps
 up with the card.  The worker serves these figures at ``/threads/`` on its

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from functools import cache, partial
 from typing import Any
 
@@ -40,6 +39,7 @@ from streams.app import (
 from streams.app import settings as app_settings
 from streams.canary import CanaryJudge
 from streams.clients import redis_client
+from streams.cpu_lanes import CpuLanes, usable_cores
 from streams.device_thread import DeviceThread, let_ahead
 from streams.events import Control, InvalidEvent, Prediction, decode, delivery_of, encode
 from streams.inference import predict_batch
@@ -51,6 +51,7 @@ from streams.signing import Keyring
 
 __all__ = [
     "apply_control",
+    "cpu_lanes",
     "detect_pedestrians",
     "device_busy_seconds",
     "device_thread",
@@ -75,6 +76,13 @@ def device_thread(device: str) -> DeviceThread:
     if thread is None:  # setdefault is atomic; a DeviceThread starts no thread until used
         thread = _DEVICE_THREADS.setdefault(device, DeviceThread(f"detector-{device}"))
     return thread
+
+
+@cache
+def cpu_lanes() -> CpuLanes:
+    """The detector's CPU lanes (:mod:`streams.cpu_lanes`): ``SECMLOPS_WORKER_CPU_LANES``,
+    one per usable core when 0."""
+    return CpuLanes(app_settings.worker_cpu_lanes or usable_cores(), name="detector-lane")
 
 
 def device_busy_seconds() -> dict[str, float]:
@@ -144,25 +152,17 @@ async def _shadow(
     served: list[Prediction | Rejected],
     payloads: list[bytes],
     received: list[int],
-    keyring: Keyring,
-    fetch_image: Callable[..., bytes],
-    gpu: str | None,
+    options: dict[str, Any],
 ) -> None:
-    """Run the canary on the batch and signal how far it departs; never affects serving."""
+    """Run the canary on the batch, as the served version ran (``options`` of
+    :func:`~streams.inference.predict_batch`), and signal how far it departs; never
+    affects serving."""
     loop = asyncio.get_running_loop()
     judge = _judges.setdefault(candidate.version, CanaryJudge())
     try:
         shadow = await loop.run_in_executor(
             device_thread(model_server().device).batches,
-            partial(
-                predict_batch,
-                candidate.detector,
-                payloads,
-                received,
-                keyring=keyring,
-                fetch_image=fetch_image,
-                decode_device=gpu,
-            ),
+            partial(predict_batch, candidate.detector, payloads, received, **options),
         )
         signals = [
             judge.compare(mine, theirs)
@@ -205,11 +205,12 @@ async def detect_pedestrians(stream: faust.StreamT) -> None:
     fetch_image = partial(claimcheck.fetch, images)
     server = model_server()
     pool = device_thread(server.device).batches
-    await loop.run_in_executor(pool, server.current)  # fail at start, not at the first frame
     gpu = server.device if server.device.startswith("cuda") else None  # nvJPEG there
     options = {"keyring": keyring, "fetch_image": fetch_image, "decode_device": gpu}
-    if gpu is None:  # a CPU batch runs in parts, letting monitors' checks in between
-        options.update(part=CPU_BATCH_PART, between=let_ahead)
+    if gpu is None:  # a CPU batch runs in parts, side by side, letting checks in between
+        options.update(part=CPU_BATCH_PART, between=let_ahead, lanes=cpu_lanes())
+        await loop.run_in_executor(pool, cpu_lanes().claim_thread)
+    await loop.run_in_executor(pool, server.current)  # fail at start, not at the first frame
 
     async def finish(
         events: list[faust.EventT],
@@ -221,7 +222,7 @@ async def detect_pedestrians(stream: faust.StreamT) -> None:
         for event, outcome in zip(events, outcomes, strict=True):
             await _send_outcome(event, outcome)
         if served is not None and server.shadow is not None:  # the canary sees the frames too
-            await _shadow(server.shadow, outcomes, payloads, received, keyring, fetch_image, gpu)
+            await _shadow(server.shadow, outcomes, payloads, received, options)
         acknowledge(events)  # every outcome sent: the offsets may be committed
 
     try:

@@ -7,10 +7,12 @@ import time
 import msgspec
 import numpy as np
 import pytest
+import torch
 
 from detectors.models.hog_opencv import OpenCVHog
 from producers.frames import build_frame
 from producers.synthetic import pattern_frame
+from streams.cpu_lanes import CpuLanes
 from streams.events import Prediction, encode
 from streams.inference import predict_batch
 from streams.outcomes import Rejected
@@ -116,6 +118,20 @@ def test_a_batch_run_in_parts_calls_between_between_them_and_keeps_the_order():
     )
     assert detector.calls == [4, 4, 2]
     assert log == [1, 2]  # after each part but the last
+    assert [o.frame_id for o in outcomes] == [f.frame_id for f in frames]
+    assert [o.boxes for o in outcomes] == [o.boxes for o in whole]
+
+
+def test_a_batch_run_on_two_lanes_gives_the_same_outcomes_in_order():
+    frames, raw = payloads(9)
+    whole = predict_batch(CountingDetector(), raw, now(9))
+    lanes = CpuLanes(2, name="test-lane")
+    threads = torch.get_num_threads()
+    try:
+        outcomes = predict_batch(CountingDetector(), raw, now(9), part=2, lanes=lanes)
+    finally:
+        lanes.shutdown()
+        torch.set_num_threads(threads)
     assert [o.frame_id for o in outcomes] == [f.frame_id for f in frames]
     assert [o.boxes for o in outcomes] == [o.boxes for o in whole]
 

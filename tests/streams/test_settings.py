@@ -109,6 +109,13 @@ def test_a_negative_opencv_thread_count_is_refused_by_name():
         Settings.from_env({"SECMLOPS_WORKER_OPENCV_THREADS": "-1"})
 
 
+def test_cpu_lanes_default_to_one_per_core_and_a_count_can_be_set():
+    assert Settings.from_env({}).worker_cpu_lanes == 0  # 0: one per usable core
+    assert Settings.from_env({"SECMLOPS_WORKER_CPU_LANES": "1"}).worker_cpu_lanes == 1
+    with pytest.raises(SettingsError, match="SECMLOPS_WORKER_CPU_LANES=-1"):
+        Settings.from_env({"SECMLOPS_WORKER_CPU_LANES": "-1"})
+
+
 def test_a_workers_producer_lingers_10_ms_to_batch_its_records_unless_told_otherwise():
     # Each monitor adds records; batched, the broker and the event loop handle fewer requests.
     assert Settings.from_env({}).worker_producer_linger_s == 0.01
