@@ -4,9 +4,10 @@ Feature squeezing runs its model in the detector's device thread, in the lane
 that goes ahead of the queued batches (``streams.device_thread``).  Under a
 backlog the detector's batches are full (``SECMLOPS_WORKER_BATCH_SIZE``, 32
 frames) and a check waits for the batch in progress; run in parts
-(``CPU_BATCH_PART`` frames, what the worker does on a CPU), it waits for one
-part.  The gate's deadline is 5 s, so that wait decides whether a clean frame
-is held as ``missing/adversarial.squeeze``.
+(``CPU_BATCH_PART`` frames, what the worker does on a CPU, side by side on its
+CPU lanes, ``streams.cpu_lanes``), it waits for one part.  The gate's deadline
+is 5 s, so that wait decides whether a clean frame is held as
+``missing/adversarial.squeeze``.
 
 Measured side by side in one run, for each model, whole batches and parts
 alternating: the detector's batches through ``predict_batch`` (JPEG frame
@@ -35,11 +36,13 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 from monitor_cost import detector, frames  # siblings: bench/ is first on sys.path
 
 from producers.frames import encoded_frame
 from streams.agents.detect import CPU_BATCH_PART
 from streams.allocator import tune_allocator
+from streams.cpu_lanes import CpuLanes, usable_cores
 from streams.device_thread import DeviceThread, let_ahead
 from streams.events import encode
 from streams.inference import predict_batch
@@ -64,6 +67,7 @@ def measure(
     part: int,
     seconds: float,
     every_s: float,
+    lane_count: int,
 ) -> tuple[float, list[float]]:
     """The detector's frames/s with batches always queued, and each check's wait (s)."""
     device = DeviceThread("bench-device")
@@ -72,9 +76,15 @@ def measure(
     waits: list[float] = []
     stop = threading.Event()
 
+    # Parts run side by side on the worker's CPU lanes; whole batches on torch's own threads.
+    lanes = CpuLanes(lane_count if part else 1, name="bench-lane")
+    if not part:
+        torch.set_num_threads(usable_cores())  # a parts run before may have set 1
+    device.batches.submit(lanes.claim_thread).result()
+
     def one_batch(chunk: list[bytes]) -> int:
-        options: dict[str, Any] = {"part": part, "between": let_ahead} if part else {}
-        return len(predict_batch(model, chunk, [0] * len(chunk), **options))
+        options: dict[str, Any] = {"part": part, "between": let_ahead, "lanes": lanes}
+        return len(predict_batch(model, chunk, [0] * len(chunk), **(options if part else {})))
 
     def check(submitted: float, started: list[float]) -> None:
         started.append(time.perf_counter() - submitted)
@@ -117,6 +127,7 @@ def measure(
         future.result()
         waits.append(started[0])
     device.shutdown()
+    lanes.shutdown()
     return done / (end - start), waits
 
 
@@ -146,7 +157,8 @@ def main() -> None:
         for n, (j, i) in enumerate(zip(jpegs, images, strict=True))
     ]
     parts = [int(p) for p in args.parts.split(",")]
-    modes = {(f"parts of {p}" if p else "whole batch"): p for p in parts}
+    lane_count = Settings.from_env().worker_cpu_lanes or usable_cores()
+    modes = {(f"parts of {p}, {lane_count} lanes" if p else "whole batch"): p for p in parts}
     print(f"Check wait, {platform.processor() or platform.machine()}, {os.cpu_count()} cores,")
     print(f"batches of {Settings.from_env().worker_batch_size}, {args.seconds:g} s a run:\n")
     print("| model | batches | runs: detector frames/s | checks | wait p50 ms | p99 ms | max ms |")
@@ -157,7 +169,9 @@ def main() -> None:
         results: dict[str, tuple[list[float], list[float]]] = {m: ([], []) for m in modes}
         for _ in range(args.repeats):
             for name, part in modes.items():
-                rate, waits = measure(model, payloads, images, part, args.seconds, every_s)
+                rate, waits = measure(
+                    model, payloads, images, part, args.seconds, every_s, lane_count
+                )
                 results[name][0].append(rate)
                 results[name][1].extend(waits)
         for name, (rates, waits) in results.items():

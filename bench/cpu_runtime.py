@@ -6,9 +6,12 @@ processes that differ only in
 * **the allocator**: glibc's defaults, or set up by :mod:`streams.allocator`
   (``SECMLOPS_TUNE_MALLOC``, what every ``secmlops`` command does);
 * **the thread that runs torch**: the main thread (as a bare benchmark does),
-  one other thread only (as a worker's device thread does,
-  :mod:`streams.device_thread`), or another thread after the main thread has
-  run the model too (two OpenMP teams in one process).
+  one other thread only (as a worker's device thread did before CPU lanes,
+  :mod:`streams.device_thread`), another thread after the main thread has
+  run the model too (two OpenMP teams in one process), or one other thread
+  with its CPU lanes (each batch in parts of ``CPU_BATCH_PART`` frames, one lane
+  per core side by side, one torch thread each: what a worker does now,
+  :mod:`streams.cpu_lanes`).
 
 Each configuration runs in its own interpreter, ``--repeats`` times,
 interleaved, because both effects depend on the process's history.  Prints
@@ -35,6 +38,7 @@ CONFIGS = {
     "one other thread, allocator tuned": ("thread", True),
     "one other thread, glibc defaults": ("thread", False),
     "another thread after the main one, allocator tuned": ("both", True),
+    "one other thread and its CPU lanes, allocator tuned": ("lanes", True),
 }
 BASELINE = "main thread, allocator tuned"
 
@@ -47,7 +51,9 @@ def child(where: str, tuned: bool, frames: int, passes: int) -> dict[str, float]
     from detectors.imaging import decode_image, encode_jpeg
     from model_store.catalog import ssdlite_parts
     from producers.sources import open_source
+    from streams.agents.detect import CPU_BATCH_PART
     from streams.assets import ASSETS, fetch_asset
+    from streams.cpu_lanes import CpuLanes, usable_cores
     from streams.settings import Settings
 
     cache = Settings.from_env().cache_dir
@@ -62,12 +68,17 @@ def child(where: str, tuned: bool, frames: int, passes: int) -> dict[str, float]
         manifest, state = ssdlite_parts(graph)
         detector = SSDLiteDetector.from_state(state, manifest, version="bench")
         images = [decode_image(j, width=640, height=360) for j in jpegs]
+        lanes = CpuLanes(usable_cores() if where == "lanes" else 1, name="bench-lane")
+        lanes.claim_thread()
         detector.detect_batch(images[:4])  # warm-up
         wall = cpu = 0.0
         for _ in range(passes):
             t0, c0 = time.perf_counter(), time.process_time()
             for i in range(0, len(images), 32):
-                detector.detect_batch(images[i : i + 32])
+                if lanes.lanes > 1:
+                    lanes.run(detector.detect_batch, images[i : i + 32], CPU_BATCH_PART)
+                else:
+                    detector.detect_batch(images[i : i + 32])
             wall += time.perf_counter() - t0
             cpu += time.process_time() - c0
         result["fps"] = passes * len(images) / wall
@@ -75,7 +86,7 @@ def child(where: str, tuned: bool, frames: int, passes: int) -> dict[str, float]
 
     if where in ("main", "both"):
         run()
-    if where in ("thread", "both"):
+    if where in ("thread", "both", "lanes"):
         worker = threading.Thread(target=run, name="device")
         worker.start()
         worker.join()

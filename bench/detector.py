@@ -47,10 +47,12 @@ from model_store.setup import setup_models
 from model_store.signing import Verifier, throwaway_keys
 from producers.frames import FrameSender, build_frame
 from producers.sources import open_source
+from streams.agents.detect import CPU_BATCH_PART
 from streams.allocator import tune_allocator
 from streams.assets import ASSETS, fetch_asset
 from streams.checkpoints import forget_cameras
 from streams.clients import redis_client, tail
+from streams.cpu_lanes import CpuLanes, usable_cores
 from streams.events import decode, signals_in
 from streams.outcome_reader import OutcomeReader
 from streams.settings import Settings
@@ -69,16 +71,33 @@ def say(message: str) -> None:
     print(f"[{time.monotonic() - _T0:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
-def bare(detector: Detector, jpegs: list[bytes], batch: int, device: str = "cpu") -> float:
+def bare(
+    detector: Detector, jpegs: list[bytes], batch: int, device: str = "cpu", lanes: int = 1
+) -> float:
+    """Frames/s of the model alone.  On a CPU with ``lanes`` > 1 each batch runs as the
+    worker runs it then (:mod:`streams.cpu_lanes`): in parts, side by side, one torch
+    thread each; with 1, whole, on torch's own threads (one per core)."""
     on_device = device.startswith("cuda") and hasattr(detector, "detect_tensors")
+    runner = CpuLanes(lanes, name="bench-lane") if lanes > 1 and not on_device else None
+    if runner is None and not on_device:
+        import torch
+
+        torch.set_num_threads(usable_cores())  # a lanes run before may have set 1
     t0 = time.perf_counter()
     for i in range(0, len(jpegs), batch):
         chunk = jpegs[i : i + batch]
         if on_device:  # the worker's device path: nvJPEG decode, fp16, one copy back
             detector.detect_tensors(decode_jpegs(chunk, [(640, 360)] * len(chunk), device))
         else:
-            detector.detect_batch([decode_image(j, width=640, height=360) for j in chunk])
-    return len(jpegs) / (time.perf_counter() - t0)
+            images = [decode_image(j, width=640, height=360) for j in chunk]
+            if runner is None:
+                detector.detect_batch(images)
+            else:
+                runner.run(detector.detect_batch, images, CPU_BATCH_PART)
+    rate = len(jpegs) / (time.perf_counter() - t0)
+    if runner is not None:
+        runner.shutdown()
+    return rate
 
 
 def pipeline(
@@ -89,6 +108,7 @@ def pipeline(
     *,
     preload: bool,
     in_flight: int | None = None,
+    lanes: int | None = None,
 ) -> tuple[float, dict[str, float]]:
     """Steady frames/s of a worker on ``jpegs``, and its CPU ms per frame by thread over the
     same window (:class:`streams.threads.CpuSampler`)."""
@@ -96,6 +116,8 @@ def pipeline(
     monitors = len(select(settings.monitors))
     forget_cameras(redis_client(settings), ["bench"])  # each run starts fresh
     env = {"SECMLOPS_WORKER_IN_FLIGHT": str(in_flight)} if in_flight else {}
+    if lanes:
+        env["SECMLOPS_WORKER_CPU_LANES"] = str(lanes)
     worker = WorkerProcess(log, env=env)
     # Readings start before the worker does (they begin once its web port answers): a worker
     # can finish a preloaded backlog before it is ready, since its warm-up frame may queue
@@ -136,7 +158,10 @@ def pipeline(
         cpu = sampler.per_frame(stamps)
     shown = ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
     depth = in_flight or "default"
-    say(f"pipeline ({depth} in flight): {rate:.1f} frames/s; CPU ms/frame: {shown}")
+    say(
+        f"pipeline ({depth} in flight, lanes {lanes or 'default'}): {rate:.1f} frames/s; "
+        f"CPU ms/frame: {shown}"
+    )
     return rate, cpu
 
 
@@ -235,8 +260,18 @@ def main() -> None:
         help="comma-separated SECMLOPS_WORKER_IN_FLIGHT values, each run as its own pipeline "
         "row beside the same bare runs (default: the worker's default only)",
     )
+    parser.add_argument(
+        "--lanes",
+        default="",
+        help="comma-separated SECMLOPS_WORKER_CPU_LANES values (CPU only), each its own bare "
+        "and pipeline rows (default: the worker's default only; 1 runs batches whole in the "
+        "bare model, on torch's own threads)",
+    )
     args = parser.parse_args()
     depths: list[int | None] = [int(d) for d in args.in_flight.split(",") if d] or [None]
+    lane_counts: list[int | None] = [int(n) for n in args.lanes.split(",") if n] or [None]
+    if args.device.startswith("cuda") and args.lanes:
+        parser.error("--lanes applies to the CPU only")
     cuda = args.device.startswith("cuda")
     precisions = [p for p in args.precision.split(",") if p] or ["fp16" if cuda else "fp32"]
     if not set(precisions) <= {"fp16", "fp32"} or ("fp16" in precisions and not cuda):
@@ -284,6 +319,7 @@ def main() -> None:
                             batch,
                             half,
                             depths,
+                            lane_counts,
                             label,
                             Path(tmp),
                         )
@@ -302,10 +338,12 @@ def measure(
     batch: int,
     half: bool,
     depths: list[int | None],
+    lane_counts: list[int | None],
     label: str,
     tmp: Path,
 ) -> list[tuple[str, list[float], list[float], list[dict[str, float]]]]:
-    """Bare and pipeline runs of one version at one batch size and precision: its rows."""
+    """Bare and pipeline runs of one version at one batch size and precision: its rows, one
+    per number of lanes and batches in flight (each against the bare runs of its lanes)."""
     detector = build_detector(
         registry.artifact(settings.model_name, info.version),
         registry.verifier,
@@ -316,29 +354,42 @@ def measure(
     )
     say(f"{label}: warm-up {warm_up(detector):.1f} s")  # every batch shape, as a worker
     bare(detector, jpegs[:batch], batch, args.device)
-    b: list[float] = []
-    p: dict[int | None, list[float]] = {depth: [] for depth in depths}
-    cpu: dict[int | None, list[dict[str, float]]] = {depth: [] for depth in depths}
+    default_lanes = settings.worker_cpu_lanes or usable_cores()
+    b: dict[int | None, list[float]] = {lanes: [] for lanes in lane_counts}
+    p: dict[tuple, list[float]] = {(n, d): [] for n in lane_counts for d in depths}
+    cpu: dict[tuple, list[dict[str, float]]] = {key: [] for key in p}
     for _ in range(args.repeats):
-        b.append(bare(detector, jpegs, batch, args.device))
-        say(f"bare: {b[-1]:.1f} frames/s")
-        for depth in depths:
-            rate, used = pipeline(
-                settings, keyring, jpegs, tmp / "worker.log", preload=args.preload, in_flight=depth
-            )
-            p[depth].append(rate)
-            cpu[depth].append(used)
-    return [
-        (label + (f", {depth} in flight" if depth else ""), b, p[depth], cpu[depth])
-        for depth in depths
-    ]
+        for lanes in lane_counts:
+            b[lanes].append(bare(detector, jpegs, batch, args.device, lanes or default_lanes))
+            say(f"bare, lanes {lanes or default_lanes}: {b[lanes][-1]:.1f} frames/s")
+            for depth in depths:
+                rate, used = pipeline(
+                    settings,
+                    keyring,
+                    jpegs,
+                    tmp / "worker.log",
+                    preload=args.preload,
+                    in_flight=depth,
+                    lanes=lanes,
+                )
+                p[lanes, depth].append(rate)
+                cpu[lanes, depth].append(used)
+    rows = []
+    for lanes, depth in p:
+        name = label + (f", {lanes} lane{'s' if lanes > 1 else ''}" if lanes else "")
+        name += f", {depth} in flight" if depth else ""
+        rows.append((name, b[lanes], p[lanes, depth], cpu[lanes, depth]))
+    return rows
 
 
 def report(args: argparse.Namespace, rows: list) -> None:
     import torch
 
     card = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
-    threads = f"{torch.get_num_threads()} torch threads"
+    lanes = Settings.from_env().worker_cpu_lanes or usable_cores()
+    threads = (
+        f"default lanes {lanes}" if card == "CPU" else f"{torch.get_num_threads()} torch threads"
+    )
     batches = args.batch or str(Settings.from_env().worker_batch_size)
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "

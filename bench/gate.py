@@ -82,7 +82,19 @@ CONFIGS = {
     "gate": ("+ gate, no monitors", {"SECMLOPS_MONITORS": "none", "SECMLOPS_GATE": "1"}),
     "monitors": ("monitors, no gate", {"SECMLOPS_MONITORS": "all", "SECMLOPS_GATE": "0"}),
     "full": ("monitors + gate", {"SECMLOPS_MONITORS": "all", "SECMLOPS_GATE": "1"}),
+    # The same two on one CPU lane (batches' parts in turn on torch's own threads, as
+    # before streams.cpu_lanes), for a side-by-side; not in the default run.
+    "detector1": (
+        "detector only, one CPU lane",
+        {"SECMLOPS_MONITORS": "none", "SECMLOPS_GATE": "0", "SECMLOPS_WORKER_CPU_LANES": "1"},
+    ),
+    "full1": (
+        "monitors + gate, one CPU lane",
+        {"SECMLOPS_MONITORS": "all", "SECMLOPS_GATE": "1", "SECMLOPS_WORKER_CPU_LANES": "1"},
+    ),
 }
+
+DEFAULT_CONFIGS = "detector,gate,monitors,full"
 
 
 class Outcomes:
@@ -234,9 +246,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--configs",
-        default=",".join(CONFIGS),
+        default=DEFAULT_CONFIGS,
         help="comma-separated configurations to run, the first is the ratios' base "
-        f"(default: all four: {','.join(CONFIGS)})",
+        f"(default: {DEFAULT_CONFIGS}; known: {','.join(CONFIGS)})",
     )
     args = parser.parse_args()
     names = [name.strip() for name in args.configs.split(",") if name.strip()]
