@@ -130,6 +130,13 @@ class EarlySignals:
         if self._heaped > 2 * len(self._order) + 1024:  # mostly taken: rebuild
             self._reheap()
 
+    def discard(self, frame_id: str, delivery: str) -> None:
+        """Drop the signals of this frame record (decided already: read again)."""
+        for queue in list(self._by_frame.get(frame_id, {}).values()):
+            for entry in list(queue):
+                if entry.signal.delivery == delivery:
+                    self._drop(entry)
+
     def forget(self, frame_id: str) -> None:
         """Drop this frame id's signals without counting them (read again elsewhere)."""
         for queue in list(self._by_frame.get(frame_id, {}).values()):

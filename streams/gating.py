@@ -184,9 +184,17 @@ class Gate:
         """Every partition will be read again from its committed offset (a rebalance)."""
         self._early.rewind()
 
+    def decided_elsewhere(self, frame_id: str, delivery: str) -> None:
+        """This frame record was decided before this gate saw it (a worker that died before
+        its offsets were committed: :mod:`streams.decided`); its prediction is a duplicate."""
+        self._remember(frame_id, delivery)
+
     def add_prediction(self, prediction: Prediction, now: float) -> list[GateDecision]:
         if self._seen(prediction):
             self._stats.duplicates += 1  # read again, or predicted again: decided once
+            if prediction.delivery:  # its signals, made again too, will not be claimed
+                self._early.discard(prediction.frame_id, prediction.delivery)
+                self._early.passed(prediction.delivery)
             return []
         pending = _Pending(prediction, now)
         for monitor in self.policy.required:
@@ -280,9 +288,7 @@ class Gate:
         if missing:
             self._decided[prediction.frame_id] = set(missing)
         if prediction.delivery:
-            self._delivered[(prediction.frame_id, prediction.delivery)] = None
-            while len(self._delivered) > self.capacity:
-                self._delivered.popitem(last=False)
+            self._remember(prediction.frame_id, prediction.delivery)
         while len(self._decided) > self.capacity:
             self._decided.popitem(last=False)
         return GateDecision(
@@ -294,6 +300,11 @@ class Gate:
             waived,
             max(0.0, now - pending.arrived),
         )
+
+    def _remember(self, frame_id: str, delivery: str) -> None:
+        self._delivered[(frame_id, delivery)] = None
+        while len(self._delivered) > self.capacity:
+            self._delivered.popitem(last=False)
 
     def _pop_oldest(self) -> _Pending:
         frame_id, queue = next(iter(self._pending.items()))

@@ -16,6 +16,12 @@ A timer decides the predictions whose deadline passed
 required monitor falls silent.  All gate state lives in one object touched
 only from one executor thread, so the agent and the timer never race.
 
+Once a frame's outcome is on the broker, its frame record goes into a ledger
+in Redis (:mod:`streams.decided`): a worker killed before its offsets are
+committed leaves records that its successor reads again, and the successor's
+gate drops the predictions of those the ledger holds instead of publishing
+their outcomes a second time.
+
 Predictions and signals stay unacknowledged until their frame is decided
 (:mod:`streams.held`), so a worker killed with frames in the gate loses
 none: their offsets were never committed, and the next owner of the
@@ -37,6 +43,7 @@ from functools import cache
 from typing import Any
 
 import faust
+import redis
 
 from detectors.monitors.registry import select
 from streams.agents.alerts import raise_alert
@@ -50,6 +57,7 @@ from streams.app import (
 )
 from streams.app import settings as app_settings
 from streams.clients import redis_client
+from streams.decided import DecidedLedger
 from streams.events import (
     Alert,
     Frame,
@@ -79,12 +87,14 @@ Outgoing = tuple[faust.TopicT, bytes, bytes]
 
 @dataclass
 class GateStep:
-    """What one step of the gate gives back: records to send, alerts to raise, and the input
-    records (their tokens) that may now be acknowledged, after the records are sent."""
+    """What one step of the gate gives back: records to send, alerts to raise, the input
+    records (their tokens) that may now be acknowledged, after the records are sent, and
+    the frame records decided (``(delivery, frame_id)``), for the ledger once they are."""
 
     records: list[Outgoing] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     release: list[Any] = field(default_factory=list)
+    decided: list[tuple[str, str]] = field(default_factory=list)
 
 
 class GateRunner:
@@ -95,7 +105,9 @@ class GateRunner:
     frames waits in the gate any more; every other token is released at once.
     """
 
-    def __init__(self, settings: Settings, store: QuarantineStore) -> None:
+    def __init__(
+        self, settings: Settings, store: QuarantineStore, ledger: DecidedLedger | None = None
+    ) -> None:
         required = select(settings.gate_require or settings.monitors)
         self.policy = GatePolicy(
             policy_kinds(required),
@@ -104,6 +116,8 @@ class GateRunner:
             fail_open=settings.gate_fail_open,
         )
         self.store = store
+        self.ledger = ledger
+        self.ledger_errors = 0
         self.gate = Gate(
             self.policy, released=store.is_released, signal_ttl_s=settings.gate_signal_ttl_s
         )
@@ -113,6 +127,7 @@ class GateRunner:
         self.held: HeldRecords[Any] = HeldRecords()
 
     def absorb(self, batch: list[tuple[str, bytes, Any]]) -> GateStep:
+        self._decided_before(batch)
         now = time.monotonic()
         decisions: list[GateDecision] = []
         release = []
@@ -142,6 +157,31 @@ class GateRunner:
             else:
                 release.append(token)
         return self.settle(decisions + self.gate.expire(now), release)
+
+    def _decided_before(self, batch: list[tuple[str, bytes, Any]]) -> None:
+        """Tell the gate which of the batch's predictions a predecessor decided already
+        (the ledger, :mod:`streams.decided`); without Redis, decide them (at least once)."""
+        if self.ledger is None:
+            return
+        records = []
+        for topic, value, _ in batch:
+            if topic == TOPICS.predictions.name:
+                try:
+                    prediction = decode(value, Prediction)
+                except InvalidEvent:
+                    continue  # counted as invalid by absorb
+                if prediction.delivery:
+                    records.append((prediction.delivery, prediction.frame_id))
+        if not records:
+            return
+        try:
+            found = self.ledger.decided(records)
+        except (redis.RedisError, ValueError) as exc:
+            self.ledger_errors += 1
+            log.warning("gate: could not read which frames were decided (%s); deciding them", exc)
+            return
+        for delivery, frame_id in found:
+            self.gate.decided_elsewhere(frame_id, delivery)
 
     def expire(self) -> GateStep:
         return self.settle(self.gate.expire(time.monotonic()))
@@ -198,7 +238,8 @@ class GateRunner:
             out.append((quarantine_topic, key, encode(record)))
         self.store.hold(held)
         done = (release or []) + self.held.settled(self.gate.waiting)
-        return GateStep(out, alerts, done)
+        decided = [(d.prediction.delivery, d.prediction.frame_id) for d in decisions]
+        return GateStep(out, alerts, done, [item for item in decided if item[0]])
 
     def _silence(self, decisions: list[GateDecision]) -> list[Alert]:
         """A critical alert when a required monitor stops answering, once per silence."""
@@ -244,7 +285,13 @@ def runner() -> GateRunner:
     ``cache`` is not a lock, and two first calls racing from two threads made two gates,
     one fed by the agent and one expired by the timer, so missing signals never expired."""
     store = QuarantineStore(redis_client(app_settings), app_settings.quarantine_retention_s)
-    return GateRunner(app_settings, store)
+    return GateRunner(app_settings, store, ledger())
+
+
+@cache
+def ledger() -> DecidedLedger:
+    """The worker's record of frame records decided (:mod:`streams.decided`)."""
+    return DecidedLedger(redis_client(app_settings), app_settings.app_id)
 
 
 async def _in_gate(method: str) -> Any:
@@ -254,14 +301,36 @@ async def _in_gate(method: str) -> Any:
     )
 
 
+_ledger_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-ledger")
+_recording: set[asyncio.Task] = set()  # ledger writes in progress (kept from the collector)
+
+
 async def _finish(step: GateStep) -> None:
     """Send the step's records and alerts, then acknowledge what it released: at least once,
-    never an acknowledgement before the outcome it stands for is sent."""
-    for topic, key, value in step.records:
-        await topic.send(key=key, value=value)
+    never an acknowledgement before the outcome it stands for is sent.  Once the broker
+    has the outcomes, their frame records go into the ledger, in the background."""
+    sent = [await topic.send(key=key, value=value) for topic, key, value in step.records]
     for alert in step.alerts:
         await raise_alert(alert)
     acknowledge(step.release)
+    if step.decided:
+        task = asyncio.ensure_future(_record_when_sent(sent, step.decided))
+        _recording.add(task)
+        task.add_done_callback(_recording.discard)
+
+
+async def _record_when_sent(sent: list[Any], decided: list[tuple[str, str]]) -> None:
+    """Record ``decided`` in the ledger once every record in ``sent`` is on the broker."""
+    try:
+        await asyncio.gather(*sent)
+    except Exception as exc:  # not on the broker: a successor must decide them again
+        log.warning("gate: %d outcomes not confirmed (%s); not recorded as decided", len(sent), exc)
+        return
+    try:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(_ledger_pool, ledger().record, decided)
+    except redis.RedisError as exc:
+        log.warning("gate: could not record %d decided frames (%s)", len(decided), exc)
 
 
 async def gate_predictions(stream: faust.StreamT) -> None:

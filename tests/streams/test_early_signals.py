@@ -88,3 +88,13 @@ def test_signals_taken_long_ago_do_not_pile_up_behind_a_quiet_partition():
     early.add(signal(7, delivery="0:7"), now=1.0)
     early.passed("0:8")
     assert len(early) == 0 and early.dropped == 1
+
+
+def test_discarding_a_record_drops_its_signals_and_keeps_a_replays():
+    early = EarlySignals()
+    early.add(signal(1, delivery="0:1"), now=0.0)
+    replay = signal(1, delivery="0:8")  # the same frame id in a later record
+    early.add(replay, now=1.0)
+    early.discard(f"{1:032x}", "0:1")
+    assert early.dropped == 1 and len(early) == 1
+    assert early.take(f"{1:032x}", "integrity") is replay

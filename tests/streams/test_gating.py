@@ -298,3 +298,18 @@ def test_a_frame_record_read_again_or_predicted_again_is_not_decided_again(gate)
     gate.add_prediction(prediction(1, delivery="0:9"), now=0.4)
     [replay] = [d for s in passing(1) for d in gate.add_signal(s, now=0.5)]
     assert replay.prediction.delivery == "0:9" and gate.stats.duplicates == 2
+
+
+def test_a_frame_record_a_dead_worker_decided_is_not_decided_again(gate):
+    """A worker killed before its offsets were committed: its successor reads the records
+    again, and the ledger (streams.decided) says which ones already have an outcome."""
+    gate.decided_elsewhere(f"{1:032x}", "0:5")
+    for s in passing(1, delivery="0:5"):  # the successor's monitors scored it again, first
+        gate.add_signal(s, now=0.0)
+    assert gate.add_prediction(prediction(1, delivery="0:5"), now=0.1) == []
+    assert gate.stats.duplicates == 1
+    assert not gate.waiting(f"{1:032x}"), "its signals, made again, are dropped with it"
+    # The same frame id in another record (a replay) is decided on its own.
+    gate.add_prediction(prediction(1, delivery="0:9"), now=0.2)
+    [replay] = [d for s in passing(1, delivery="0:9") for d in gate.add_signal(s, now=0.3)]
+    assert replay.prediction.delivery == "0:9"

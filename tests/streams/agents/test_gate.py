@@ -6,6 +6,7 @@ Pure unit tests: the quarantine store is an in-memory stand-in, no Kafka or Redi
 from __future__ import annotations
 
 import pytest
+import redis
 
 from streams.agents.gate import GateRunner
 from streams.events import Quarantine, Signals, decode, encode
@@ -120,3 +121,57 @@ def test_a_quarantine_names_the_frame_record_it_decides(runner):
     assert topic.get_topic_name() == TOPICS.quarantine.name
     record = decode(value, Quarantine)
     assert record.delivery == "0:17" and record.reasons == ["integrity"]
+
+
+class MemoryLedger:
+    """Stands in for streams.decided.DecidedLedger (tested against Redis in integration)."""
+
+    def __init__(self, decided=(), fails: bool = False) -> None:
+        self.recorded = set(decided)
+        self.fails = fails
+
+    def decided(self, items):
+        if self.fails:
+            raise redis.ConnectionError("Redis is down")
+        return {item for item in items if item in self.recorded}
+
+
+def with_delivery(n: int, delivery: str) -> tuple[str, bytes, str]:
+    return TOPICS.predictions.name, encode(make_prediction(n, delivery=delivery)), f"p{n}"
+
+
+def test_a_step_names_the_frame_records_it_decided_for_the_ledger(runner):
+    step = runner.absorb(
+        [with_delivery(1, "0:3"), signal(1, "integrity"), signal(1, "adversarial.energy")]
+    )
+    assert len(step.records) == 1
+    assert step.decided == [("0:3", f"{1:032x}")]
+
+
+def scored(n: int, monitor: str, delivery: str) -> tuple[str, bytes, str]:
+    """A monitor's signal naming the frame record it scored, as the monitor agents send."""
+    value = encode(make_signal(n, monitor, delivery=delivery))
+    return TOPICS.signals.name, value, f"s{n}-{monitor}"
+
+
+def test_a_prediction_of_a_record_the_ledger_holds_gets_no_second_outcome(runner):
+    runner.ledger = MemoryLedger({("0:3", f"{1:032x}")})
+    step = runner.absorb(
+        [
+            scored(1, "integrity", "0:3"),  # scored again by the successor's monitors
+            with_delivery(1, "0:3"),
+            scored(1, "adversarial.energy", "0:3"),
+        ]
+    )
+    assert step.records == [] and step.decided == []
+    assert sorted(step.release) == ["p1", "s1-adversarial.energy", "s1-integrity"]
+    assert runner.gate.stats.duplicates == 1
+
+
+def test_without_redis_the_gate_decides_rather_than_drop_a_frame(runner):
+    runner.ledger = MemoryLedger({("0:3", f"{1:032x}")}, fails=True)
+    step = runner.absorb(
+        [with_delivery(1, "0:3"), signal(1, "integrity"), signal(1, "adversarial.energy")]
+    )
+    assert len(step.records) == 1, "at least once: a duplicate rather than a loss"
+    assert runner.ledger_errors == 1
