@@ -15,7 +15,9 @@ model decodes on the device and runs in fp16, as the worker's device path does;
 ``--preload`` fills the topic before the worker starts, so that the worker, not
 one Python sender, is what is measured (a GPU outruns the sender).
 ``--in-flight 1,2`` runs the worker with each number of detector batches in
-flight, side by side (``SECMLOPS_WORKER_IN_FLIGHT``).
+flight, side by side (``SECMLOPS_WORKER_IN_FLIGHT``); ``--lanes 1,2`` does the
+same for the CPU lanes (``SECMLOPS_WORKER_CPU_LANES``), each with bare runs of
+its own.
 ``--monitors all`` runs every monitor agent beside the detector and counts the
 pipeline from the first batch any agent finished to the last monitor signal (the
 signals' own stamps); its CPU figures cover the same window; ``bench/gpu_detector.py``
