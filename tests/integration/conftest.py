@@ -181,3 +181,16 @@ def send_until_predicted(settings: Settings, keyring: Keyring, frames: list) -> 
             for frame in frames:
                 sender.send(frame)
         assert predictions.wait(ids, timeout_s=120).count == len(ids)
+
+
+def send_until_decided(settings: Settings, keyring: Keyring, frames: list):
+    """Send ``frames`` and return their terminal outcomes (trusted or quarantined), once
+    each has one or after two minutes."""
+    from producers.frames import FrameSender
+    from streams.outcome_reader import OutcomeReader
+
+    with OutcomeReader(settings, terminal=True) as reader:
+        with FrameSender(settings, keyring) as sender:
+            for frame in frames:
+                sender.send(frame)
+        return reader.wait({frame.frame_id for frame in frames}, timeout_s=120)

@@ -16,7 +16,11 @@ from streams.events import Prediction, Quarantine, decode
 from streams.outcome_reader import OutcomeReader, Outcomes
 from streams.topics import TOPICS
 from streams.worker import WorkerProcess
-from tests.integration.conftest import gate_holding_env, send_until_predicted
+from tests.integration.conftest import (
+    gate_holding_env,
+    send_until_decided,
+    send_until_predicted,
+)
 
 
 def finish_with_a_second_worker(
@@ -119,11 +123,7 @@ def test_a_worker_killed_after_deciding_frames_gives_none_of_them_a_second_outco
     first = WorkerProcess(tmp_path / "first.log", env=quick_env).start()
     try:
         first.wait_ready(settings)
-        with OutcomeReader(settings, terminal=True) as reader:
-            with FrameSender(settings, keyring) as sender:
-                for frame in frames:
-                    sender.send(frame)
-            assert reader.wait(ids, timeout_s=120).count == len(ids)
+        assert send_until_decided(settings, keyring, frames).count == len(ids)
         outcomes = tail(settings, TOPICS.trusted, TOPICS.quarantine, client_id="test-decided")
         try:
             time.sleep(1)  # the ledger is written once the broker has the outcomes
