@@ -5,9 +5,9 @@ monitors' checks wait for one part, :mod:`streams.device_thread`).  Given to
 torch one at a time, each part is split again over every core by torch's
 OpenMP team, and at frames of 424x240 the team spends much of its time
 waiting at the end of each layer.  Run as independent parts, one per core, each
-with a one-thread torch, the same cores do more: SSDLite 32-36 frames/s
-against 24, HOG 17.6 against 13-15, on 2 cores in one process
-(docs/benchmarks.md, "CPU lanes").
+with a one-thread torch, the same cores do more: on 2 cores SSDLite alone ran
+at 29.3 frames/s against 24.9 (bench/cpu_runtime.py), and a worker 24 % faster
+with SSDLite and 37 % with HOG (docs/benchmarks.md, "CPU lanes").
 
 The calling thread stays the one the event loop hands model runs to (the
 device thread): it takes parts itself, lets checks in between its parts

@@ -34,9 +34,11 @@ read again is decided once (:class:`streams.gating.Gate`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
@@ -127,11 +129,16 @@ class GateRunner:
         self.held: HeldRecords[Any] = HeldRecords()
 
     def absorb(self, batch: list[tuple[str, bytes, Any]]) -> GateStep:
-        self._decided_before(batch)
+        predictions: dict[int, Prediction] = {}  # by position in the batch; invalid ones left out
+        for i, (topic, value, _) in enumerate(batch):
+            if topic == TOPICS.predictions.name:
+                with contextlib.suppress(InvalidEvent):  # counted as invalid below
+                    predictions[i] = decode(value, Prediction)
+        self._decided_before(predictions.values())
         now = time.monotonic()
         decisions: list[GateDecision] = []
         release = []
-        for topic, value, token in batch:
+        for i, (topic, value, token) in enumerate(batch):
             waits_on: list[str] = []
             try:
                 if topic == TOPICS.frames.name:
@@ -139,8 +146,10 @@ class GateRunner:
                     self.frames[frame.frame_id] = value
                     while len(self.frames) > KEEP_FRAMES:
                         self.frames.popitem(last=False)
+                elif topic == TOPICS.predictions.name and i not in predictions:
+                    self.invalid += 1  # undecodable: see the handler below
                 elif topic == TOPICS.predictions.name:
-                    prediction = decode(value, Prediction)
+                    prediction = predictions[i]
                     waits_on = [prediction.frame_id]
                     decisions += self.gate.add_prediction(prediction, now)
                 elif topic == TOPICS.signals.name:
@@ -158,20 +167,13 @@ class GateRunner:
                 release.append(token)
         return self.settle(decisions + self.gate.expire(now), release)
 
-    def _decided_before(self, batch: list[tuple[str, bytes, Any]]) -> None:
-        """Tell the gate which of the batch's predictions a predecessor decided already
-        (the ledger, :mod:`streams.decided`); without Redis, decide them (at least once)."""
+    def _decided_before(self, predictions: Iterable[Prediction]) -> None:
+        """Tell the gate which of these predictions' frame records a predecessor decided
+        already (the ledger, :mod:`streams.decided`); without Redis, decide them (at least
+        once)."""
         if self.ledger is None:
             return
-        records = []
-        for topic, value, _ in batch:
-            if topic == TOPICS.predictions.name:
-                try:
-                    prediction = decode(value, Prediction)
-                except InvalidEvent:
-                    continue  # counted as invalid by absorb
-                if prediction.delivery:
-                    records.append((prediction.delivery, prediction.frame_id))
+        records = [(p.delivery, p.frame_id) for p in predictions if p.delivery]
         if not records:
             return
         try:
