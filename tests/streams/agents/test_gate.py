@@ -78,9 +78,10 @@ def test_a_record_of_several_frames_signals_is_released_with_the_last_of_them(ru
 def test_records_the_gate_does_not_keep_are_released_at_once(runner):
     junk = (TOPICS.signals.name, b"not an event", "junk")
     frame = (TOPICS.frames.name, b"also not an event", "frame")
-    step = runner.absorb([junk, frame])
-    assert sorted(step.release) == ["frame", "junk"]
-    assert runner.invalid == 2
+    stranger = (TOPICS.predictions.name, b"not a prediction", "stranger")
+    step = runner.absorb([junk, frame, stranger])
+    assert sorted(step.release) == ["frame", "junk", "stranger"]
+    assert runner.invalid == 3
 
 
 def test_a_prediction_decided_at_its_deadline_releases_its_records(runner):
