@@ -105,8 +105,7 @@ class CpuLanes:
         helpers: list[Future] = []
         if self._helpers is not None:
             self.claim_thread()
-        if self._helpers is not None and len(chunks) > 1:
-            n = min(self.lanes - 1, len(chunks) - 1)
+            n = min(self.lanes - 1, len(chunks) - 1)  # none for a batch of one part
             helpers = [self._helpers.submit(helper) for _ in range(n)]
         between_ns = 0
         first = True

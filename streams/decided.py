@@ -28,6 +28,8 @@ from collections.abc import Iterable
 
 import redis
 
+from streams.early_signals import record_of
+
 __all__ = ["KEEP", "DecidedLedger"]
 
 PREFIX = "secmlops:gate-decided:"
@@ -83,7 +85,7 @@ class DecidedLedger:
 
 
 def _split(delivery: str) -> tuple[str, int]:
-    partition, _, offset = delivery.partition(":")
-    if not partition.isdigit() or not offset.isdigit():
+    record = record_of(delivery)
+    if record is None:
         raise ValueError(f"not a frame record's delivery (partition:offset): {delivery!r}")
-    return partition, int(offset)
+    return str(record[0]), record[1]
