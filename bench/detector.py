@@ -212,7 +212,7 @@ def _steady_rate(done_ns: list[int], start_ns: int, end_ns: int) -> float:
     monitors run.  With monitors, ``start_ns`` is the earlier of the
     detector's first batch and the first signal: on a backlog the image
     monitors run ahead of the model, and a window from the model's first
-    batch left their head start out (docs/benchmarks.md, "Gate cost", the
+    batch left their head start out (docs/benchmark-log.md, "Gate cost", the
     sixteenth run).
     """
     later = [t for t in done_ns if t > start_ns + 1_000_000]

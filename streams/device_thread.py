@@ -33,7 +33,7 @@ bounds a worker, and the share of it that monitors' checks take is their
 throughput cost.  Estimating that share from counts (checks per frame) got it
 wrong by half: a check of one frame costs more than a frame of a detector
 batch, and more again when it meets the monitors' own work
-(docs/benchmarks.md, "Gate cost").  :meth:`DeviceThread.busy` gives the
+(docs/benchmark-log.md, "Gate cost").  :meth:`DeviceThread.busy` gives the
 seconds each lane ran; the worker serves them at ``/device/``.
 
 Both lanes are :class:`concurrent.futures.Executor` s, for

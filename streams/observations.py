@@ -5,7 +5,7 @@ the JPEG again.  :class:`ImageCache` keeps the last few hundred decoded
 frames of the process, so a frame is decoded once however many monitors
 look at it, even when they ask at the same moment (they take the same batch
 at once, and in a profile of a worker each of the five that read frames was
-decoding them: docs/benchmarks.md, "Gate cost").  Only frames whose
+decoding them: docs/benchmark-log.md, "Gate cost").  Only frames whose
 signature verified are decoded: untrusted pixels never reach a monitor.
 """
 

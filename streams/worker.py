@@ -33,7 +33,7 @@ def set_opencv_threads(threads: int) -> None:
     the monitors call OpenCV from threads of their own, on frames too small to
     share out.  With its pool (2 threads on 2 cores) the image monitors used
     1.5 to 2 times the CPU for the same work, the pool's threads waiting
-    actively for more (docs/benchmarks.md, "Gate cost").
+    actively for more (docs/benchmark-log.md, "Gate cost").
     """
     import cv2
 

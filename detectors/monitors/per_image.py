@@ -5,8 +5,8 @@ Why: in a worker the monitors that read a frame get the same decoded array
 of it.  Feature squeezing's trigger is perturbation energy's score
 (:func:`detectors.monitors.energy.residual_floor`), so each frame's residual
 map was computed twice, once in each monitor's thread.  Shared, the two
-threads used 0.2-0.3 CPU-ms less a 424x240 frame (docs/benchmarks.md, "Gate
-cost", the eighteenth run): small, but it is work removed, not moved.
+threads used 0.2-0.3 CPU-ms less a 424x240 frame (docs/benchmark-log.md,
+"Gate cost", the eighteenth run): small, but it is work removed, not moved.
 
 Values are keyed by the array itself (by identity, checked through a weak
 reference, so a new array that happens to reuse a freed one's ``id`` never

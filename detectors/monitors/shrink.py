@@ -5,7 +5,7 @@ SIMD, only when both scale factors are integers; at any other ratio it
 weighs fractional pixel overlaps, about ten times slower.  At 424×240 (the
 demo's size) an exact 320-pixel-wide copy took 0.89 ms, and a 64×36
 thumbnail 0.29 ms, against 0.08 ms for 640→320: most of the image monitors'
-work, on every frame (docs/benchmarks.md, "Gate cost").  So the monitors
+work, on every frame (docs/benchmark-log.md, "Gate cost").  So the monitors
 shrink by an integer factor, dropping the last few rows and columns, and
 resample exactly only what is left, a copy a few times the target's size.
 """
