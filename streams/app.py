@@ -19,6 +19,17 @@ Settings that matter for correctness, and why:
   and skipped by faust's own deserialiser.
 * Topics are created by :func:`streams.clients.ensure_topics` with their
   partition counts and retention; faust does not declare them.
+
+And one setting for cost: ``stream_buffer_maxsize`` is
+``SECMLOPS_WORKER_STREAM_BUFFER`` (128; faust's default is 4096).  Every agent
+that reads a topic has a queue of its own, and faust stops fetching a
+partition while any of them is nearly full.  So the queue's size bounds how
+far one agent can run ahead of another on the same records, and the
+monitors share each decoded frame only while they are that close
+(:class:`streams.observations.ImageCache` holds a queue and two batches).  With
+4096, on a backlog the faster monitors ran hundreds of frames ahead of the
+slower ones, and each decoded the frames again (docs/benchmarks.md, "Gate
+cost").
 """
 
 from __future__ import annotations
@@ -143,6 +154,7 @@ def create_app(settings: Settings) -> App:
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         consumer_max_fetch_size=settings.worker_fetch_bytes,
+        stream_buffer_maxsize=settings.worker_stream_buffer,
         stream_wait_empty=False,
         broker_session_timeout=settings.worker_session_timeout_s,
         broker_commit_interval=settings.worker_commit_interval_s,

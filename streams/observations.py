@@ -1,5 +1,8 @@
 """Raw Kafka records to monitor observations: decode, verify, and decode the image once.
 
+Five monitor agents read each frame record.  :class:`CheckedFrames` decodes
+the record and checks its signature once for all of them.
+
 Several monitor agents read the same frames; each would otherwise decode
 the JPEG again.  :class:`ImageCache` keeps the last few hundred decoded
 frames of the process, so a frame is decoded once however many monitors
@@ -23,9 +26,9 @@ from detectors.monitors.base import Observation
 from streams.claimcheck import ClaimCheckError
 from streams.events import Frame, InvalidEvent, Prediction, decode
 from streams.inference import ImageFetcher
-from streams.signing import Keyring
+from streams.signing import Keyring, Verdict
 
-__all__ = ["ImageCache", "frame_observation", "prediction_observation"]
+__all__ = ["CheckedFrames", "ImageCache", "frame_observation", "prediction_observation"]
 
 
 class ImageCache:
@@ -37,7 +40,19 @@ class ImageCache:
     statistics of it are shared too (:mod:`detectors.monitors.per_image`).
     A thread that asks for a frame another thread is decoding waits for that
     decode instead of starting its own.
+
+    Sharing works only while the monitors read within ``capacity`` frames of
+    each other: :meth:`for_worker` sizes it from how far apart a worker's
+    agents can get.
     """
+
+    @classmethod
+    def for_worker(cls, stream_buffer: int, batch_size: int) -> ImageCache:
+        """A cache for a worker's monitors: one agent can be ahead of another by at most
+        the other's queue (``stream_buffer`` records, :mod:`streams.app`) and the
+        batch in its hands, so that, with a batch's margin, covers them (192 frames at
+        the defaults, 56 MiB of 424x240 frames)."""
+        return cls(capacity=stream_buffer + 2 * batch_size)
 
     def __init__(self, capacity: int = 192) -> None:
         self.capacity = capacity
@@ -90,11 +105,59 @@ def _decode(frame: Frame, fetch_image: ImageFetcher | None) -> np.ndarray | None
         return None
 
 
+class CheckedFrames:
+    """Each frame record decoded and its signature checked once, for every monitor that reads it.
+
+    faust hands every agent that reads a topic the same record, its value the
+    same ``bytes`` object, and five monitors read the frames: each decoded the
+    record and checked its HMAC again, a tenth of their threads' samples in a
+    profile of a worker (docs/benchmarks.md, "Gate cost").  Keyed by that
+    object, which the cache holds while it keeps the entry, so its ``id`` cannot
+    be reused meanwhile: the same object is the same bytes.  A verdict never
+    carries over to other bytes, not even to a record with the same frame id
+    and signature: that one is checked on its own.
+
+    ``keyring=None`` takes every frame as verified (tests of the monitors only).
+    """
+
+    def __init__(self, keyring: Keyring | None, capacity: int = 192) -> None:
+        self.keyring = keyring
+        self.capacity = capacity
+        self._checked: OrderedDict[int, tuple[bytes, tuple[Frame, Verdict] | None]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, payload: bytes) -> tuple[Frame, Verdict] | None:
+        """The record's frame and its signature's verdict; None when it is no frame."""
+        with self._lock:
+            found = self._checked.get(id(payload))
+            if found is not None and found[0] is payload:
+                self._checked.move_to_end(id(payload))
+                self.hits += 1
+                return found[1]
+            self.misses += 1
+        checked = self._check(payload)  # two threads may both check: either result is the same
+        with self._lock:
+            self._checked[id(payload)] = (payload, checked)
+            self._checked.move_to_end(id(payload))
+            while len(self._checked) > self.capacity:
+                self._checked.popitem(last=False)
+        return checked
+
+    def _check(self, payload: bytes) -> tuple[Frame, Verdict] | None:
+        try:
+            frame = decode(payload, Frame)
+        except InvalidEvent:
+            return None
+        return frame, self.keyring.verify(frame) if self.keyring is not None else "ok"
+
+
 def frame_observation(
     payload: bytes,
     received_ns: int,
     *,
-    keyring: Keyring | None,
+    frames: CheckedFrames,
     images: ImageCache | None,
     fetch_image: ImageFetcher | None = None,
     delivery: str = "",
@@ -102,14 +165,14 @@ def frame_observation(
     """An observation of one ``pds.frames`` record, or None for a record that is no frame.
 
     Malformed records are the detector agent's to dead-letter; a monitor
-    skips them.  ``images=None`` skips decoding (monitors that need no pixels).
+    skips them.  ``frames`` decodes the record and checks its signature;
+    ``images=None`` skips decoding the image (monitors that need no pixels).
     ``delivery`` is the record's ``partition:offset``.
     """
-    try:
-        frame = decode(payload, Frame)
-    except InvalidEvent:
+    checked = frames.get(payload)
+    if checked is None:
         return None
-    verdict = keyring.verify(frame) if keyring is not None else "ok"
+    frame, verdict = checked
     image = images.get(frame, fetch_image) if images is not None and verdict == "ok" else None
     return Observation(
         camera_id=frame.camera_id,

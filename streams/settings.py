@@ -133,6 +133,7 @@ class Settings:
     worker_cpu_lanes: int = 0  # CPU batch parts side by side; 0: one per core (streams.cpu_lanes)
     worker_processes: int = 1  # `secmlops worker` processes on this host (streams.worker_pool)
     worker_fetch_bytes: int = 8 * 1024**2  # most bytes fetched per partition at once
+    worker_stream_buffer: int = 128  # records an agent may have queued (streams.app)
     worker_producer_linger_s: float = 0.01  # a worker's producer waits this long to batch (README)
     worker_drain_timeout_s: float = 60.0
     worker_session_timeout_s: float = 60.0
@@ -206,6 +207,7 @@ class Settings:
             worker_cpu_lanes=_int(env, "WORKER_CPU_LANES", 0, 0, 1024),
             worker_processes=_int(env, "WORKER_PROCESSES", 1, 1, 64),
             worker_fetch_bytes=_int(env, "WORKER_FETCH_BYTES", 8 * 1024**2, 2**20, 2**30),
+            worker_stream_buffer=_int(env, "WORKER_STREAM_BUFFER", 128, 8, 2**20),
             worker_producer_linger_s=_float(env, "WORKER_PRODUCER_LINGER", 0.01, 0.0, 1.0),
             worker_drain_timeout_s=_float(env, "WORKER_DRAIN_TIMEOUT", 60.0, 0.0, 3600.0),
             worker_session_timeout_s=_float(env, "WORKER_SESSION_TIMEOUT", 60.0, 6.0, 1800.0),

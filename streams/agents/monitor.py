@@ -60,6 +60,7 @@ from streams.clients import redis_client
 from streams.events import delivery_of, encode
 from streams.monitoring import AlertTracker, Joiner, MonitorBank, pack_signals, to_signal
 from streams.observations import (
+    CheckedFrames,
     ImageCache,
     frame_observation,
     prediction_observation,
@@ -75,7 +76,7 @@ __all__ = ["ENABLED", "MONITOR_AGENTS", "save_checkpoints"]
 log = logging.getLogger(__name__)
 
 ENABLED: list[type[Monitor]] = select(app_settings.monitors)
-_images = ImageCache()
+_images = ImageCache.for_worker(app_settings.worker_stream_buffer, app_settings.worker_batch_size)
 _INPUT = {
     "frames": frames_topic,
     "predictions": predictions_topic,
@@ -89,12 +90,19 @@ Record = tuple[str, bytes, int, str]
 Scored = tuple[list[Verdict], list[tuple[bytes, bytes]]]
 
 
+@cache
+def _checked_frames() -> CheckedFrames:
+    """The process's frame records, decoded and checked once for every monitor (made when
+    the first agent starts, not at import: it needs the keys)."""
+    return CheckedFrames(Keyring.from_settings(app_settings), capacity=_images.capacity)
+
+
 class _Inputs:
     """Turns a batch of raw events into observations for one monitor (runs in its executor)."""
 
     def __init__(self, cls: type[Monitor]) -> None:
         self.cls = cls
-        self.keyring = Keyring.from_settings(app_settings)
+        self.frames = _checked_frames()
         self.fetch = partial(claimcheck.fetch, redis_client(app_settings))
         self.joiner = Joiner()
 
@@ -102,7 +110,7 @@ class _Inputs:
         return frame_observation(
             payload,
             received,
-            keyring=self.keyring,
+            frames=self.frames,
             images=_images,
             fetch_image=self.fetch,
             delivery=delivery,

@@ -1,11 +1,14 @@
-"""Before partitions are taken away: finish what is in flight, commit, then revoke."""
+"""The Faust app: before partitions are taken away, finish what is in flight, commit, then
+revoke; and the settings that reach faust."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from streams.app import create_app, finish_commit_revoke
-from streams.settings import Settings
+from streams.settings import Settings, SettingsError
 
 
 def test_work_in_flight_finishes_before_the_commit_and_the_commit_before_the_revocation():
@@ -55,3 +58,12 @@ def test_a_failure_in_flight_or_in_the_commit_does_not_stop_the_rebalance():
 def test_the_producer_linger_setting_reaches_faust():
     app = create_app(Settings.from_env({"SECMLOPS_WORKER_PRODUCER_LINGER": "0.02"}))
     assert app.conf.producer_linger == 0.02
+
+
+def test_each_agents_queue_is_the_stream_buffer_setting_not_fausts_4096():
+    # The queue bounds how far one agent runs ahead of another on the same records.
+    assert create_app(Settings.from_env({})).conf.stream_buffer_maxsize == 128
+    app = create_app(Settings.from_env({"SECMLOPS_WORKER_STREAM_BUFFER": "64"}))
+    assert app.conf.stream_buffer_maxsize == 64
+    with pytest.raises(SettingsError, match="SECMLOPS_WORKER_STREAM_BUFFER=4"):
+        Settings.from_env({"SECMLOPS_WORKER_STREAM_BUFFER": "4"})
