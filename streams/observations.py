@@ -1,15 +1,15 @@
 """Raw Kafka records to monitor observations: decode, verify, and decode the image once.
 
-Five monitor agents read each frame record.  :class:`CheckedFrames` decodes
-the record and checks its signature once for all of them.
-
-Several monitor agents read the same frames; each would otherwise decode
-the JPEG again.  :class:`ImageCache` keeps the last few hundred decoded
-frames of the process, so a frame is decoded once however many monitors
-look at it, even when they ask at the same moment (they take the same batch
-at once, and in a profile of a worker each of the five that read frames was
-decoding them: docs/benchmark-log.md, "Gate cost").  Only frames whose
-signature verified are decoded: untrusted pixels never reach a monitor.
+Five monitor agents read each frame record, and each would otherwise decode
+the record, check its signature and decode the JPEG again.
+:class:`CheckedFrames` does the first two once per record, and
+:class:`ImageCache` the third once per frame, even when monitors ask at the
+same moment (they take the same batch at once: in a profile of a worker
+each of the five was decoding every frame, docs/benchmark-log.md, "Gate
+cost").  Both hold the last few hundred records, which is enough because a
+worker's agents stay within a queue of each other (:mod:`streams.app`).
+Only frames whose signature verified are decoded: untrusted pixels never
+reach a monitor.
 """
 
 from __future__ import annotations
