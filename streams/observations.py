@@ -15,8 +15,6 @@ reach a monitor.
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,6 +24,7 @@ from detectors.monitors.base import Observation
 from streams.claimcheck import ClaimCheckError
 from streams.events import Frame, InvalidEvent, Prediction, decode
 from streams.inference import ImageFetcher
+from streams.once import OnceCache
 from streams.signing import Keyring, Verdict
 
 __all__ = ["CheckedFrames", "ImageCache", "frame_observation", "prediction_observation"]
@@ -55,42 +54,33 @@ class ImageCache:
         return cls(capacity=stream_buffer + 2 * batch_size)
 
     def __init__(self, capacity: int = 192) -> None:
-        self.capacity = capacity
-        self._images: OrderedDict[tuple[str, bytes], np.ndarray] = OrderedDict()
-        self._decoding: dict[tuple[str, bytes], threading.Event] = {}
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+        self._images: OnceCache[tuple[str, bytes], np.ndarray | None] = OnceCache(capacity)
+
+    @property
+    def capacity(self) -> int:
+        return self._images.capacity
+
+    @property
+    def hits(self) -> int:
+        return self._images.hits
+
+    @property
+    def misses(self) -> int:
+        """Images decoded (asks that found no image, decoded or being decoded)."""
+        return self._images.misses
 
     def get(self, frame: Frame, fetch_image: ImageFetcher | None) -> np.ndarray | None:
-        """The frame's pixels, decoded at most once while cached; None when undecodable."""
-        key = (frame.frame_id, frame.signature)
-        while True:
-            with self._lock:
-                image = self._images.get(key)
-                if image is not None:
-                    self._images.move_to_end(key)
-                    self.hits += 1
-                    return image
-                busy = self._decoding.get(key)
-                if busy is None:  # nobody is decoding it: this thread will
-                    self._decoding[key] = threading.Event()
-                    self.misses += 1
-                    break
-            busy.wait()  # then take its image; if it failed (or was evicted), try again
-        image = None
-        try:
-            image = _decode(frame, fetch_image)
-            if image is not None:  # shared by every monitor, so no one may write to it
-                image.flags.writeable = False
-        finally:
-            with self._lock:
-                if image is not None:
-                    self._images[key] = image
-                    while len(self._images) > self.capacity:
-                        self._images.popitem(last=False)
-                self._decoding.pop(key).set()
-        return image
+        """The frame's pixels, decoded at most once while cached; None when undecodable
+        (not cached: a caller that waited for a failed decode tries again)."""
+        return self._images.get(
+            (frame.frame_id, frame.signature), lambda: _read_only(_decode(frame, fetch_image))
+        )
+
+
+def _read_only(image: np.ndarray | None) -> np.ndarray | None:
+    if image is not None:  # shared by every monitor, so no one may write to it
+        image.flags.writeable = False
+    return image
 
 
 def _decode(frame: Frame, fetch_image: ImageFetcher | None) -> np.ndarray | None:
@@ -122,28 +112,29 @@ class CheckedFrames:
 
     def __init__(self, keyring: Keyring | None, capacity: int = 192) -> None:
         self.keyring = keyring
-        self.capacity = capacity
-        self._checked: OrderedDict[int, tuple[bytes, tuple[Frame, Verdict] | None]] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+        self._checked: OnceCache[int, tuple[bytes, tuple[Frame, Verdict] | None]] = OnceCache(
+            capacity
+        )
+
+    @property
+    def capacity(self) -> int:
+        return self._checked.capacity
+
+    @property
+    def hits(self) -> int:
+        return self._checked.hits
+
+    @property
+    def misses(self) -> int:
+        """Records decoded and checked."""
+        return self._checked.misses
 
     def get(self, payload: bytes) -> tuple[Frame, Verdict] | None:
         """The record's frame and its signature's verdict; None when it is no frame."""
-        with self._lock:
-            found = self._checked.get(id(payload))
-            if found is not None and found[0] is payload:
-                self._checked.move_to_end(id(payload))
-                self.hits += 1
-                return found[1]
-            self.misses += 1
-        checked = self._check(payload)  # two threads may both check: either result is the same
-        with self._lock:
-            self._checked[id(payload)] = (payload, checked)
-            self._checked.move_to_end(id(payload))
-            while len(self._checked) > self.capacity:
-                self._checked.popitem(last=False)
-        return checked
+        held, checked = self._checked.get(id(payload), lambda: (payload, self._check(payload)))
+        # An entry keeps its object alive, so no other object can have its id meanwhile:
+        # ``held`` is ``payload``.  Checked all the same; the fallback costs one check.
+        return checked if held is payload else self._check(payload)
 
     def _check(self, payload: bytes) -> tuple[Frame, Verdict] | None:
         try:

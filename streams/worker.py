@@ -183,14 +183,19 @@ class WorkerProcess:
     def thread_cpu(self) -> dict[str, float]:
         """The worker's CPU seconds so far by thread group (its ``/threads/`` page; see
         :mod:`streams.threads`); empty when it cannot be read."""
-        return self._seconds_page("/threads/")
+        return self._numbers_page("/threads/")
 
     def device_busy(self) -> dict[str, float]:
         """Seconds its device threads have run each lane so far (its ``/device/`` page;
         ``detector-cpu/checks``...); empty when it cannot be read."""
-        return self._seconds_page("/device/")
+        return self._numbers_page("/device/")
 
-    def _seconds_page(self, path: str) -> dict[str, float]:
+    def shared_frames(self) -> dict[str, float]:
+        """How well its monitors share frames so far (its ``/frames/`` page: records read
+        and checked, images read and decoded); empty when it cannot be read."""
+        return self._numbers_page("/frames/")
+
+    def _numbers_page(self, path: str) -> dict[str, float]:
         import json
         import urllib.request
 

@@ -71,7 +71,7 @@ from streams.serving import ModelServer
 from streams.signing import Keyring
 from streams.topics import TOPICS
 
-__all__ = ["ENABLED", "MONITOR_AGENTS", "save_checkpoints"]
+__all__ = ["ENABLED", "MONITOR_AGENTS", "save_checkpoints", "shared_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -285,3 +285,23 @@ async def _save_now_and_then() -> None:
 
 if CHECKPOINTS and ENABLED:
     app.timer(interval=app_settings.monitor_checkpoint_s)(_save_now_and_then)
+
+
+def shared_frames() -> dict[str, int]:
+    """How well the monitors share their frames, counted since the worker started: records
+    read and records decoded and checked (:class:`CheckedFrames`), images read and images
+    decoded (:class:`ImageCache`).  With every monitor sharing, a frame is decoded once
+    however many read it; more means they drift apart (``SECMLOPS_WORKER_STREAM_BUFFER``)."""
+    checked = _checked_frames() if _checked_frames.cache_info().currsize else None
+    return {
+        "records_read": checked.hits + checked.misses if checked else 0,
+        "records_checked": checked.misses if checked else 0,
+        "images_read": _images.hits + _images.misses,
+        "images_decoded": _images.misses,
+    }
+
+
+@app.page("/frames/")
+async def frames_shared(web: Any, request: Any) -> Any:
+    """:func:`shared_frames` as JSON, on the worker's web port."""
+    return web.json(shared_frames())

@@ -23,6 +23,7 @@ def test_every_monitor_signals_every_frame_it_sees_and_integrity_attacks_alarm(
 ):
     cam = f"mon-{uuid.uuid4().hex[:8]}"
     signals, alerts = tail(TOPICS.signals.name), tail(TOPICS.alerts.name)
+    shared_before = worker.shared_frames()
     frames = [build_frame(cam, s, pattern_frame(s, width=160, height=128)) for s in range(30)]
     with FrameSender(settings, keyring) as sender:
         sent = [sender.send(f) for f in frames[:20]]
@@ -56,6 +57,14 @@ def test_every_monitor_signals_every_frame_it_sees_and_integrity_attacks_alarm(
     assert all(s.model_version == "1" for s in with_version)
     raised = alerts.collect(lambda e: isinstance(e, Alert) and e.camera_id == cam, 1, 30)
     assert any(a.source == "integrity" and a.severity == "critical" for a in raised)
+    # The monitors that read frames shared them: 31 records (29 signed frames, the unsigned
+    # one, the replayed copy) each checked once; the 29 signed frames each decoded once.
+    readers = sum(cls.consumes in ("frames", "both") for cls in monitors.values())
+    shared = {k: v - shared_before.get(k, 0) for k, v in worker.shared_frames().items()}
+    assert shared["records_read"] >= 31 * readers
+    assert shared["records_checked"] == 31
+    assert shared["images_read"] == 30 * readers  # verified frames only: the replay reads too
+    assert shared["images_decoded"] == 29
 
 
 def test_calibrate_stores_per_camera_thresholds_for_the_serving_version(stack, env, settings):
