@@ -30,7 +30,26 @@ from streams.signing import Keyring, Verdict
 __all__ = ["CheckedFrames", "ImageCache", "frame_observation", "prediction_observation"]
 
 
-class ImageCache:
+class _Counted:
+    """What a cache below says of itself: its size, and its asks answered from it (``hits``)
+    or computed (``misses``: images decoded, records checked)."""
+
+    _cache: OnceCache
+
+    @property
+    def capacity(self) -> int:
+        return self._cache.capacity
+
+    @property
+    def hits(self) -> int:
+        return self._cache.hits
+
+    @property
+    def misses(self) -> int:
+        return self._cache.misses
+
+
+class ImageCache(_Counted):
     """A thread-safe LRU of decoded images (``capacity`` frames), each decoded once.
 
     Keyed by frame id and signature: a signature binds the bytes, so two
@@ -54,25 +73,12 @@ class ImageCache:
         return cls(capacity=stream_buffer + 2 * batch_size)
 
     def __init__(self, capacity: int = 192) -> None:
-        self._images: OnceCache[tuple[str, bytes], np.ndarray | None] = OnceCache(capacity)
-
-    @property
-    def capacity(self) -> int:
-        return self._images.capacity
-
-    @property
-    def hits(self) -> int:
-        return self._images.hits
-
-    @property
-    def misses(self) -> int:
-        """Images decoded (asks that found no image, decoded or being decoded)."""
-        return self._images.misses
+        self._cache: OnceCache[tuple[str, bytes], np.ndarray | None] = OnceCache(capacity)
 
     def get(self, frame: Frame, fetch_image: ImageFetcher | None) -> np.ndarray | None:
         """The frame's pixels, decoded at most once while cached; None when undecodable
         (not cached: a caller that waited for a failed decode tries again)."""
-        return self._images.get(
+        return self._cache.get(
             (frame.frame_id, frame.signature), lambda: _read_only(_decode(frame, fetch_image))
         )
 
@@ -95,7 +101,7 @@ def _decode(frame: Frame, fetch_image: ImageFetcher | None) -> np.ndarray | None
         return None
 
 
-class CheckedFrames:
+class CheckedFrames(_Counted):
     """Each frame record decoded and its signature checked once, for every monitor that reads it.
 
     faust hands every agent that reads a topic the same record, its value the
@@ -112,26 +118,13 @@ class CheckedFrames:
 
     def __init__(self, keyring: Keyring | None, capacity: int = 192) -> None:
         self.keyring = keyring
-        self._checked: OnceCache[int, tuple[bytes, tuple[Frame, Verdict] | None]] = OnceCache(
+        self._cache: OnceCache[int, tuple[bytes, tuple[Frame, Verdict] | None]] = OnceCache(
             capacity
         )
 
-    @property
-    def capacity(self) -> int:
-        return self._checked.capacity
-
-    @property
-    def hits(self) -> int:
-        return self._checked.hits
-
-    @property
-    def misses(self) -> int:
-        """Records decoded and checked."""
-        return self._checked.misses
-
     def get(self, payload: bytes) -> tuple[Frame, Verdict] | None:
         """The record's frame and its signature's verdict; None when it is no frame."""
-        held, checked = self._checked.get(id(payload), lambda: (payload, self._check(payload)))
+        held, checked = self._cache.get(id(payload), lambda: (payload, self._check(payload)))
         # An entry keeps its object alive, so no other object can have its id meanwhile:
         # ``held`` is ``payload``.  Checked all the same; the fallback costs one check.
         return checked if held is payload else self._check(payload)
