@@ -124,10 +124,9 @@ class CheckedFrames(_Counted):
 
     def get(self, payload: bytes) -> tuple[Frame, Verdict] | None:
         """The record's frame and its signature's verdict; None when it is no frame."""
-        held, checked = self._cache.get(id(payload), lambda: (payload, self._check(payload)))
-        # An entry keeps its object alive, so no other object can have its id meanwhile:
-        # ``held`` is ``payload``.  Checked all the same; the fallback costs one check.
-        return checked if held is payload else self._check(payload)
+        # The entry holds the object it was made for: while it does, no other object can
+        # have that id, so what is found under ``id(payload)`` was made for ``payload``.
+        return self._cache.get(id(payload), lambda: (payload, self._check(payload)))[1]
 
     def _check(self, payload: bytes) -> tuple[Frame, Verdict] | None:
         try:
